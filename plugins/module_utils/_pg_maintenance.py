@@ -104,7 +104,7 @@ def resolve_tables(requested, known):
     for name in requested:
         matches = by_name.get(name, [])
         if not matches and "." in name:
-            schema, _, table = name.partition(".")
+            schema, table = name.split(".", 1)
             matches = [by_qualified[(schema, table)]] if (schema, table) in by_qualified else []
         if len(matches) > 1:
             ambiguous.append("%s (in schemas %s)" % (name, ", ".join(t.schema for t in matches)))

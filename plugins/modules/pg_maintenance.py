@@ -79,7 +79,7 @@ options:
     type: float
     default: 0
 author:
-  - webstack.ops maintainers
+  - webstack.ops maintainers (@webstack)
 """
 
 EXAMPLES = r"""
@@ -137,7 +137,7 @@ tables:
       type: int
       sample: 0
   sample: []
-skipped:
+skipped_tables:
   description: Tables left alone by O(only_if_needed), with the reason.
   returned: success
   type: list
@@ -241,7 +241,7 @@ def main():
         changed=bool(queries) if module.check_mode else bool(done),
         database=params["login_db"],
         tables=done,
-        skipped=skipped,
+        skipped_tables=skipped,
         failed_tables=failed,
         queries=queries,
         size_before=size_before[0],

@@ -1,0 +1,84 @@
+"""Run modules, roles and playbooks of this checkout with ansible-playbook, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+    report: dict
+
+    def task_result(self, task_name: str, host: str = "localhost") -> dict:
+        """The result of the last task of that name (the json callback's per-host dict)."""
+        found = None
+        for play in self.report.get("plays", []):
+            for task in play["tasks"]:
+                if task["task"]["name"] == task_name and host in task["hosts"]:
+                    found = task["hosts"][host]
+        if found is None:
+            raise AssertionError("task %r did not run on %s:\n%s\n%s" % (task_name, host, self.stdout, self.stderr))
+        return found
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def ansible_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH="%s:%s" % (BIN, env.get("PATH", "")),
+    )
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook: str | Path, *args: str, json_output: bool = True, timeout: int = 300) -> PlaybookRun:
+    """ansible-playbook from the checkout's root; with json_output the result is parsed."""
+    env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json") if json_output else ansible_env()
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), str(playbook), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    report = json.loads(proc.stdout) if json_output and proc.stdout.strip().startswith("{") else {}
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+def run_module(
+    module: str, args: dict, check: bool = False, diff: bool = False, interpreter: str = sys.executable
+) -> tuple[dict, PlaybookRun]:
+    """One task on localhost (by default with the venv's Python); returns (task result, the run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        playbook = Path(tmp) / "play.yml"
+        playbook.write_text(json.dumps([{
+            "name": "module under test",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": interpreter},
+            "tasks": [{"name": "under test", module: "{{ module_args }}"}],
+        }]))
+        extra = Path(tmp) / "vars.json"
+        extra.write_text(json.dumps({"module_args": args}))
+        flags = ["-i", "localhost,", "-c", "local", "-e", "@%s" % extra]
+        if check:
+            flags.append("--check")
+        if diff:
+            flags.append("--diff")
+        run = run_playbook(playbook, *flags)
+    return run.task_result("under test"), run

@@ -1,0 +1,66 @@
+"""Fixtures for integration tests: a fresh database per test on the session's PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ansible_run
+
+
+class Database:
+    """One scratch database on the test server, with the login options modules take."""
+
+    def __init__(self, server, name):
+        self.server = server
+        self.name = name
+        self.conninfo = dict(host=server.host, port=server.port, user=server.user, password=server.password, dbname=name)
+
+    def module_args(self, **overrides):
+        args = dict(login_host=self.server.host, login_port=self.server.port, login_user=self.server.user,
+                    login_password=self.server.password, login_db=self.name)
+        args.update(overrides)
+        return args
+
+    def execute(self, statement, params=None):
+        """Run a statement in its own session and flush its statistics before returning.
+
+        pg_stat_force_next_flush() makes the backend write its pending table
+        statistics before it reports ready, so the next session sees them.
+        """
+        conn = psycopg2.connect(**self.conninfo)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+                rows = cur.fetchall() if cur.description else None
+                cur.execute("SELECT pg_stat_force_next_flush()")
+            return rows
+        finally:
+            conn.close()
+
+    def relation_size(self, table):
+        return self.execute("SELECT pg_relation_size(%s)", (table,))[0][0]
+
+
+@pytest.fixture
+def pg_db(pg_server):
+    """A new empty database, dropped after the test."""
+    name = "test_%s" % uuid.uuid4().hex[:12]
+    admin = Database(pg_server, "postgres")
+    admin.execute('CREATE DATABASE "%s"' % name)
+    yield Database(pg_server, name)
+    admin.execute('DROP DATABASE "%s" WITH (FORCE)' % name)
+
+
+@pytest.fixture
+def free_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,10 @@
+"""Make the checkout importable as ansible_collections.webstack.ops (bootstrap links it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
