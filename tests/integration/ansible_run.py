@@ -26,7 +26,7 @@ class PlaybookRun:
         found = None
         for play in self.report.get("plays", []):
             for task in play["tasks"]:
-                if task["task"]["name"] == task_name and host in task["hosts"]:
+                if task_title(task) == task_name and host in task["hosts"]:
                     found = task["hosts"][host]
         if found is None:
             raise AssertionError("task %r did not run on %s:\n%s\n%s" % (task_name, host, self.stdout, self.stderr))
@@ -37,12 +37,18 @@ class PlaybookRun:
         return self.stdout + self.stderr
 
 
+def task_title(task: dict) -> str:
+    """A task's name without the "role : " prefix Ansible adds to role tasks."""
+    return task["task"]["name"].split(" : ", 1)[-1]
+
+
 def ansible_env(**extra: str) -> dict:
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_SHOW_CUSTOM_STATS="1",
         PATH="%s:%s" % (BIN, env.get("PATH", "")),
     )
     env.update(extra)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make demo`: the main job, playbooks/weekly.yml, against the local sandbox.
+# Starts the sandbox (or reuses it), fills the guide's tables on first use,
+# simulates a week of traffic so there is work to do, then runs the playbook.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+
+python sandbox/stackctl up postgres
+python sandbox/seed.py
+ansible-playbook playbooks/weekly.yml -i inventories/sandbox "$@"
+
+cat <<'MSG'
+
+Done: playbooks/weekly.yml ran against the sandbox (inventories/sandbox).
+  again, dry run:   .venv/bin/ansible-playbook playbooks/weekly.yml --check
+  sandbox details:  make sandbox-status
+  stop the sandbox: make sandbox-down
+MSG
