@@ -66,7 +66,12 @@ def run_playbook(playbook: str | Path, *args: str, json_output: bool = True, tim
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, report)
 
 
-def run_module(
+def run_module(module: str, args: dict, **options) -> dict:
+    """The task result of one module call on localhost (see run_module_full)."""
+    return run_module_full(module, args, **options)[0]
+
+
+def run_module_full(
     module: str, args: dict, check: bool = False, diff: bool = False, interpreter: str = sys.executable
 ) -> tuple[dict, PlaybookRun]:
     """One task on localhost (by default with the venv's Python); returns (task result, the run)."""
