@@ -43,7 +43,7 @@ def test_built_tarball_installs_and_its_module_runs(tmp_path, pg_db):
     # Run it from a directory without this checkout's ansible.cfg, so only the installed copy is found.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = ansible_env(ANSIBLE_CONFIG="", ANSIBLE_COLLECTIONS_PATH="%s:%s" % (installed, BIN.parent / "lib"))
+    env = ansible_env(ANSIBLE_CONFIG="", ANSIBLE_COLLECTIONS_PATH=str(installed))
     doc = ansible("ansible-doc", "--json", "webstack.ops.pg_maintenance", env=env, cwd=elsewhere).stdout
     assert str(installed) in json.loads(doc)["webstack.ops.pg_maintenance"]["doc"]["filename"]
 

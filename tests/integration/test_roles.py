@@ -64,7 +64,8 @@ def test_weekly_playbook_prints_what_it_did(tmp_path, pg_db):
     make_table(pg_db, "pages_pagevisit")
     run = run_playbook("playbooks/weekly.yml", "-i", inventory(tmp_path, pg_db), json_output=False)
     assert run.rc == 0, run.output
-    assert "%s: 1 table(s) got VACUUM ANALYZE" % pg_db.name in run.stdout
+    assert "%s: VACUUM ANALYZE ran on 1 table(s)" % pg_db.name in run.stdout
+    assert "public.pages_pagevisit: 10000 dead tuples > " in run.stdout
     assert pg_db.server.password not in run.output
 
 
