@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -54,10 +56,18 @@ def serve(server: ServerT) -> Iterator[ServerT]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """PostgreSQL 15 with pg_stat_statements preloaded; fsync off (fast=True)."""
-    state_dir = allow_postgres_in(tmp_path_factory.mktemp("postgres"), tmp_path_factory)
-    yield from serve(PostgresServer(state_dir, fast=True))
+def pg_server() -> Iterator[PostgresServer]:
+    """PostgreSQL 15 with pg_stat_statements preloaded; fsync off (fast=True).
+
+    Its data lives outside pytest's base temp: another pytest session resets that to 0700
+    (and prunes old ones), which would cut the postgres user off from a running cluster.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-pg-", dir="/var/tmp"))
+    state_dir.chmod(0o711)
+    try:
+        yield from serve(PostgresServer(state_dir, fast=True))
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -39,29 +39,31 @@ options:
     description:
       - Tables to work on, as V(table) or V(schema.table). An unknown or ambiguous name fails the task before
         anything runs.
-      - Default is every user table of O(login_db).
+      - Omitted, every user table of O(login_db) (materialized views and partitions included; other sessions'
+        temporary tables left out). An empty list is refused, so that a filter that matched nothing does not
+        widen the run to the whole database.
+      - A partitioned table only gets C(ANALYZE); its partitions are worked on one by one.
     type: list
     elements: str
-    default: []
   only_if_needed:
     description:
       - Skip tables that do not need O(action), judged from C(pg_stat_user_tables).
     type: bool
     default: false
   vacuum_threshold:
-    description: Dead tuples a table may have, before the scale factor, without needing a VACUUM.
+    description: Dead tuples a table may have, before the scale factor, without needing a VACUUM (0 or more).
     type: int
     default: 50
   vacuum_scale_factor:
-    description: Fraction of a table's rows added to O(vacuum_threshold).
+    description: Fraction of a table's rows added to O(vacuum_threshold), from 0 to 100 as autovacuum allows.
     type: float
     default: 0.1
   analyze_threshold:
-    description: Rows changed since the last analyze a table may have, before the scale factor, without needing an ANALYZE.
+    description: Rows changed since the last analyze a table may have, before the scale factor, without needing an ANALYZE (0 or more).
     type: int
     default: 50
   analyze_scale_factor:
-    description: Fraction of a table's rows added to O(analyze_threshold).
+    description: Fraction of a table's rows added to O(analyze_threshold), from 0 to 100.
     type: float
     default: 0.05
   allow_full:
@@ -70,12 +72,12 @@ options:
     default: false
   lock_timeout:
     description:
-      - Seconds to wait for a table's lock before giving up on that table; V(0) waits forever.
+      - Seconds to wait for a table's lock before giving up on that table (at least 0.001, at most 2147483); V(0) waits forever.
       - A table that times out is reported in RV(failed_tables); the other tables are still processed, then the task fails.
     type: float
     default: 10
   statement_timeout:
-    description: Seconds one statement may run before it is cancelled; V(0) means no limit.
+    description: Seconds one statement may run before it is cancelled (at least 0.001, at most 2147483); V(0) means no limit.
     type: float
     default: 0
 author:
@@ -108,7 +110,7 @@ database:
   sample: webstack
 tables:
   description: Tables worked on, in order (empty in check mode).
-  returned: success
+  returned: success, and on failure once the run started
   type: list
   elements: dict
   contains:
@@ -138,20 +140,20 @@ tables:
       sample: 0
   sample: []
 skipped_tables:
-  description: Tables left alone by O(only_if_needed), with the reason.
-  returned: success
+  description: Tables left alone (by O(only_if_needed), or partitioned tables under a VACUUM), with the reason.
+  returned: success, and on failure once the run started
   type: list
   elements: dict
   sample: [{"name": "public.blog_blogcomment", "reason": "below thresholds: 0 dead tuples, 0 rows changed since last analyze, 120 rows"}]
 failed_tables:
   description: Tables whose statement failed (lock or statement timeout, permissions), with the server's message.
-  returned: always
+  returned: success, and on failure once the run started
   type: list
   elements: dict
   sample: [{"name": "public.pages_pagevisit", "error": "canceling statement due to lock timeout"}]
 queries:
-  description: The statements run, or that would run in check mode.
-  returned: success
+  description: The statements planned for this run (all of them ran unless listed in RV(failed_tables)), or that would run in check mode.
+  returned: success, and on failure once the run started
   type: list
   elements: str
   sample: ['VACUUM (ANALYZE) "public"."pages_pagevisit"']
@@ -180,6 +182,7 @@ size_after_pretty:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.webstack.ops.plugins.module_utils._pg_maintenance import (
     ACTIONS,
+    ConnectionLost,
     Maintenance,
     MaintenanceError,
     Thresholds,
@@ -191,15 +194,32 @@ from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
     postgres_argument_spec,
     psycopg2,
     scrub,
-    set_timeouts,
 )
+
+MAX_TIMEOUT = 2147483  # seconds: PostgreSQL's timeouts are milliseconds in an int
+
+
+def bad_option(params):
+    """What is wrong with the numeric and list options, or None."""
+    for name in ("vacuum_threshold", "analyze_threshold"):
+        if params[name] < 0:
+            return "%s must be 0 or more, got %s" % (name, params[name])
+    for name in ("vacuum_scale_factor", "analyze_scale_factor"):
+        if not 0 <= params[name] <= 100:
+            return "%s must be between 0 and 100, got %s" % (name, params[name])
+    for name in ("lock_timeout", "statement_timeout"):
+        if params[name] != 0 and not 0.001 <= params[name] <= MAX_TIMEOUT:
+            return "%s must be 0 (no limit) or between 0.001 and %d seconds, got %s" % (name, MAX_TIMEOUT, params[name])
+    if params["tables"] == []:
+        return "tables is an empty list: omit it to work on every user table"
+    return None
 
 
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(
         action=dict(type="str", choices=list(ACTIONS), default="vacuum_analyze"),
-        tables=dict(type="list", elements="str", default=[]),
+        tables=dict(type="list", elements="str"),
         only_if_needed=dict(type="bool", default=False),
         vacuum_threshold=dict(type="int", default=50),
         vacuum_scale_factor=dict(type="float", default=0.1),
@@ -211,6 +231,9 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    problem = bad_option(params)
+    if problem:
+        module.fail_json(msg="%s. Nothing was run." % problem)
     if params["action"] == "vacuum_full" and not params["allow_full"]:
         module.fail_json(msg="action=vacuum_full rewrites each table under an ACCESS EXCLUSIVE lock that blocks "
                              "reads and writes; set allow_full: true to run it anyway.")
@@ -219,21 +242,28 @@ def main():
     limits = Thresholds(params["vacuum_threshold"], params["vacuum_scale_factor"],
                         params["analyze_threshold"], params["analyze_scale_factor"])
     job = Maintenance(conn, params["action"], limits)
+    queries = []
     try:
         with conn.cursor() as cur:
-            set_timeouts(cur, params["lock_timeout"] * 1000, params["statement_timeout"] * 1000)
             size_before = database_size(cur)
         todo, skipped = job.plan(params["tables"], params["only_if_needed"])
         queries = [job.statement(table).as_string(conn) for table, _reason in todo]
-        done, failed = ([], []) if module.check_mode else job.run(todo)
+        done, failed = ([], []) if module.check_mode else job.run(
+            todo, round(params["lock_timeout"] * 1000), round(params["statement_timeout"] * 1000))
         size_after = size_before
         if done:
             with conn.cursor() as cur:
                 size_after = database_size(cur)
     except MaintenanceError as exc:
         module.fail_json(msg="%s: %s" % (describe_target(params), exc))
+    except ConnectionLost as exc:
+        module.fail_json(
+            msg="Lost the connection to %s after %d table(s): %s. Check the server's log and whether it restarted; "
+                "tables already done are in `tables`." % (describe_target(params), len(exc.done), scrub(exc, params)),
+            changed=bool(exc.done), tables=exc.done, queries=queries)
     except psycopg2.Error as exc:
-        module.fail_json(msg="%s failed on %s: %s" % (params["action"], describe_target(params), scrub(exc, params)))
+        module.fail_json(msg="%s failed on %s: %s. Check the role's privileges and the server's log." % (
+            params["action"], describe_target(params), scrub(exc, params)))
     finally:
         conn.close()
 

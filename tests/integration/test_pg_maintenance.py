@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -199,3 +200,117 @@ def test_without_psycopg2_the_message_names_the_package(dirty, tmp_path):
     assert result["failed"] is True
     assert "psycopg2" in result["msg"] and "python3-psycopg2" in result["msg"]
     assert "Traceback" not in result["msg"]
+
+
+def test_the_unix_socket_is_used_when_given(dirty):
+    result = run_module(MODULE, dirty.module_args(login_host="192.0.2.1", login_unix_socket=str(dirty.server.socket_dir),
+                                                  tables=["pages_pagevisit"]))
+    assert result["changed"] is True and table_stats(dirty, "pages_pagevisit")[0] == 0
+
+
+def test_a_table_in_another_schema_is_found_by_its_qualified_name(dirty):
+    dirty.execute("CREATE SCHEMA audit")
+    make_table(dirty, "pages_pagevisit_archive", rows=3000)
+    dirty.execute("ALTER TABLE pages_pagevisit_archive SET SCHEMA audit")
+    result = run_module(MODULE, dirty.module_args(tables=["audit.pages_pagevisit_archive"]))
+    assert result["queries"] == ['VACUUM (ANALYZE) "audit"."pages_pagevisit_archive"']
+
+
+def test_a_partitioned_table_gets_analyze_and_its_partitions_vacuum(pg_db):
+    pg_db.execute("CREATE TABLE visits (id int, created_at date) PARTITION BY RANGE (created_at)")
+    for year in (2025, 2026):
+        pg_db.execute("CREATE TABLE visits_%d PARTITION OF visits FOR VALUES FROM ('%d-01-01') TO ('%d-01-01') "
+                      "WITH (autovacuum_enabled = false)" % (year, year, year + 1))
+    pg_db.execute("INSERT INTO visits SELECT i, DATE '2025-01-01' + (i % 700) FROM generate_series(1, 20000) i")
+    pg_db.execute("ANALYZE visits")
+    pg_db.execute("DELETE FROM visits WHERE created_at < '2026-01-01' AND id % 2 = 0")
+
+    result = run_module(MODULE, pg_db.module_args(only_if_needed=True))
+
+    assert result["queries"] == ['VACUUM (ANALYZE) "public"."visits_2025"', 'ANALYZE "public"."visits"']
+    assert result["tables"][1]["reason"] == "partitions changed: public.visits_2025"
+    assert [s["name"] for s in result["skipped_tables"]] == ["public.visits_2026"]
+    vacuum_only = run_module(MODULE, pg_db.module_args(action="vacuum", tables=["visits"]))
+    assert vacuum_only["queries"] == [] and vacuum_only["changed"] is False
+    assert "partitions are vacuumed one by one" in vacuum_only["skipped_tables"][0]["reason"]
+
+
+def test_other_sessions_temporary_tables_are_left_out(dirty):
+    holder = psycopg2.connect(**dirty.conninfo)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE scratch AS SELECT generate_series(1, 1000) AS i")
+        holder.commit()
+        result = run_module(MODULE, dirty.module_args(), check=True)
+        assert result["queries"] == ['VACUUM (ANALYZE) "public"."pages_pagevisit"']
+    finally:
+        holder.close()
+
+
+def test_a_statement_timeout_fails_that_table_and_the_others_run(dirty):
+    """statement_timeout counts the wait for a lock too: a table held by another session runs into it."""
+    make_table(dirty, "small", rows=3000)
+    with psycopg2.connect(**dirty.conninfo) as holder, holder.cursor() as cur:
+        cur.execute("LOCK TABLE pages_pagevisit IN ACCESS EXCLUSIVE MODE")
+        result = run_module(MODULE, dirty.module_args(tables=["pages_pagevisit", "small"], lock_timeout=0, statement_timeout=0.5))
+    holder.close()
+    assert result["failed"] is True
+    assert [f["name"] for f in result["failed_tables"]] == ["public.pages_pagevisit"]
+    assert "statement timeout" in result["failed_tables"][0]["error"]
+    assert [t["name"] for t in result["tables"]] == ["public.small"]
+
+
+def test_a_database_that_does_not_exist_is_named(pg_server):
+    result = run_module(MODULE, {"login_host": pg_server.host, "login_port": pg_server.port,
+                                 "login_password": pg_server.password, "login_db": "no_such_db"})
+    assert result["failed"] is True
+    assert "database \"no_such_db\" does not exist" in result["msg"] and "%d" % pg_server.port in result["msg"]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("vacuum_threshold", -5, "vacuum_threshold must be 0 or more"),
+    ("analyze_scale_factor", -1, "analyze_scale_factor must be between 0 and 100"),
+    ("lock_timeout", -1, "lock_timeout must be 0 (no limit) or between 0.001 and 2147483 seconds"),
+    ("statement_timeout", 99999999, "statement_timeout must be 0 (no limit) or between"),
+    ("tables", [], "tables is an empty list: omit it to work on every user table"),
+    ("tables", ["pages_pagevisit", " "], "empty table name in tables"),
+])
+def test_bad_options_fail_before_anything_runs(dirty, option, value, message):
+    result = run_module(MODULE, dirty.module_args(**{option: value}))
+    assert result["failed"] is True and message in result["msg"] and "Nothing was run" in result["msg"]
+    assert table_stats(dirty, "pages_pagevisit")[1] is None
+
+
+def test_a_connection_lost_mid_run_still_reports_the_tables_done(dirty):
+    make_table(dirty, "a_first", rows=3000)
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_then_kill():
+        with psycopg2.connect(**dirty.conninfo) as conn, conn.cursor() as cur:
+            cur.execute("LOCK TABLE pages_pagevisit IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the module waits for our lock on its second table: cut it off there
+                cur.execute("SELECT pg_stat_clear_snapshot()")  # pg_stat_activity is read once per transaction
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = 'webstack.ops' AND wait_event_type = 'Lock'")
+                if cur.fetchall():
+                    break
+                time.sleep(0.05)
+            release.wait(30)
+        conn.close()
+
+    killer = threading.Thread(target=hold_then_kill)
+    killer.start()
+    try:
+        assert locked.wait(10)
+        result = run_module(MODULE, dirty.module_args(tables=["a_first", "pages_pagevisit"], lock_timeout=30))
+    finally:
+        release.set()
+        killer.join()
+
+    assert result["failed"] is True and result["changed"] is True
+    assert "Lost the connection" in result["msg"] and "after 1 table(s)" in result["msg"]
+    assert [t["name"] for t in result["tables"]] == ["public.a_first"]
+    assert table_stats(dirty, "a_first")[1] is not None

@@ -110,3 +110,13 @@ def test_prerequisites_venv_method_makes_a_bare_host_ready(tmp_path, pg_db):
     again = run_playbook("playbooks/weekly.yml", "-i", inv, timeout=600)
     assert again.rc == 0 and not any(
         t["hosts"]["dbhost"].get("changed") for p in again.report["plays"] for t in p["tasks"]), again.output
+
+
+def test_one_failing_database_does_not_hide_the_others(tmp_path, pg_db):
+    make_table(pg_db, "pages_pagevisit")
+    inv = inventory(tmp_path, pg_db, weekly_db_databases=["no_such_db", pg_db.name])
+    run = run_playbook("playbooks/weekly.yml", "-i", inv, json_output=False)
+    assert run.rc != 0
+    assert "%s: VACUUM ANALYZE ran on 1 table(s)" % pg_db.name in run.stdout
+    assert 'database \\"no_such_db\\" does not exist' in run.stdout or 'database "no_such_db" does not exist' in run.stdout
+    assert table_stats(pg_db, "pages_pagevisit")[0] == 0
