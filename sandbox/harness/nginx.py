@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,20 @@ class NginxServer(Server):
     def ports(self) -> list[int]:
         return [self.port]
 
-    def write_config(self) -> None:
-        """Write nginx.conf and index.html from the current attributes."""
+    def config_text(self) -> str:
+        """nginx.conf as the current attributes make it."""
+        user = "user root;" if os.geteuid() == 0 else ""  # else workers would be nobody, who cannot read a 0700 tmp dir
+        return CONF_TEMPLATE.format(user=user, prefix=self.prefix, host=self.host, port=self.port, extra_servers=self.extra_servers)
+
+    def _write_dirs(self) -> None:
         for directory in (self.html_dir, self.prefix / "logs", self.prefix / "temp"):
             directory.mkdir(exist_ok=True)
         (self.html_dir / "index.html").write_text(self.index_html)
-        user = "user root;" if os.geteuid() == 0 else ""  # else workers would be nobody, who cannot read a 0700 tmp dir
-        self.conf_path.write_text(CONF_TEMPLATE.format(user=user, prefix=self.prefix, host=self.host, port=self.port,
-                                                       extra_servers=self.extra_servers))
+
+    def write_config(self) -> None:
+        """Write nginx.conf and index.html from the current attributes."""
+        self._write_dirs()
+        self.conf_path.write_text(self.config_text())
 
     def prepare(self) -> None:
         self.write_config()
@@ -106,7 +113,21 @@ class NginxServer(Server):
         os.kill(self.pid, signal.SIGUSR1)
 
     def reload(self) -> None:
-        """Rewrite the configuration, check it with `nginx -t`, then SIGHUP the master."""
-        self.write_config()
-        run(self._nginx("-t"), "nginx -t")
+        """Check the configuration from the current attributes with `nginx -t`, install it, then SIGHUP the master.
+
+        The new text goes to a temporary file next to nginx.conf and is tested from there (same prefix, so relative
+        paths mean the same); only if the test passes does it replace nginx.conf (rename). On failure a ServerError
+        is raised and nginx.conf and the running nginx are left as they were.
+        """
+        self._write_dirs()
+        fd, name = tempfile.mkstemp(prefix=".nginx.conf.", suffix=".new", dir=self.conf_path.parent)
+        candidate = Path(name)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(self.config_text())
+            run(["nginx", "-p", f"{self.prefix}/", "-c", str(candidate), "-e", str(self.error_log), "-t"], "nginx -t")
+            candidate.chmod(0o644)
+            candidate.replace(self.conf_path)
+        finally:
+            candidate.unlink(missing_ok=True)
         os.kill(self.pid, signal.SIGHUP)
