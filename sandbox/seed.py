@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     state_file = args.state_dir / "state.json"
     if not state_file.exists():
         parser.error("%s does not exist: start the sandbox first (sandbox/stackctl up postgres)" % state_file)
-    pg = json.loads(state_file.read_text())["postgres"]
+    state = json.loads(state_file.read_text())
+    # The whole stack's postgres_db container, or a bare PostgreSQL when only that runs.
+    pg = state["sandbox"]["postgres"] if "sandbox" in state else state["postgres"]
     login = dict(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"])
 
     admin = psycopg2.connect(dbname="postgres", **login)
@@ -57,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     conn = psycopg2.connect(dbname=args.database, **login)
     conn.autocommit = True
     with conn.cursor() as cur:
+        # The app's migrations may have created the tables already (with their own indexes): fill them while empty.
         cur.execute("SELECT to_regclass('public.pages_pagevisit')")
         if cur.fetchone()[0] is None:
+            datagen.create_tables(conn)
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pages_pagevisit)")
+        if not cur.fetchone()[0]:
             datagen.generate(conn, ROWS)
             cur.execute("VACUUM ANALYZE")
             print("seed: %s filled: %s" % (args.database, ", ".join("%s %d rows" % item for item in ROWS.items())))

@@ -22,8 +22,18 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  # Packages must not start their services: the tests start their own servers.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Packages must not start their services (the tests start their own servers): a policy-rc.d
+  # that answers 101 tells invoke-rc.d not to, unless the machine already has one.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+    "${sudo_cmd[@]}" chmod 0755 "$policy"
+    own_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" || status=$?
+  [ -z "$own_policy" ] || "${sudo_cmd[@]}" rm -f "$policy"
+  [ -z "${status:-}" ] || exit "$status"
 fi
 
 # The venv: rebuilt only when requirements-dev.lock changes.

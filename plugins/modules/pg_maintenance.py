@@ -15,6 +15,9 @@ description:
     (autovacuum's formula, threshold plus scale factor times rows) are skipped and listed with the reason.
   - Every table name is checked before anything runs and reaches SQL only as a quoted identifier.
   - System catalogs are left to autovacuum.
+notes:
+  - Keep O(login_password) in a vault. Ad hoc C(ansible -m ... -a) runs may echo module arguments on failure;
+    there leave O(login_password) empty and let libpq read C(PGPASSWORD) or C(~/.pgpass) on the managed host.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - webstack.ops.postgres

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import shutil
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,19 @@ class DockerEngine(Server):
         ours = containerd is not None and str(self.exec_root) in _cmdline(containerd)
         if ours and not wait_until(lambda: proc_start_time(containerd) is None, 10):
             kill_and_wait(containerd)
+        # dockerd leaves its default network namespace bind-mounted there (an nsfs mount)
+        for mount in _mounts_under(self.exec_root):
+            subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(self.exec_root, ignore_errors=True)
         self.exec_root = None
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path, deepest first (from /proc/self/mounts)."""
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        points = [line.split()[1] for line in mounts]
+    prefix = str(path).rstrip("/") + "/"
+    return sorted((p for p in points if p == str(path) or p.startswith(prefix)), key=len, reverse=True)
 
 
 def _pid_from_file(path: Path) -> int | None:

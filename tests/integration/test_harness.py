@@ -244,7 +244,8 @@ def test_stackctl_up_status_down_round_trip(postgres_tmp_path):
         assert status["postgres"]["running"] and status["redis"]["running"]
         assert json.loads((Path(state_dir) / "state.json").read_text())["postgres"]["pid"] == status["postgres"]["pid"]
 
-        pg = status["postgres"]
+        assert status["postgres"]["password"] == "********" and "********" in status["postgres"]["dsn"]
+        pg = json.loads(stackctl("status", "--show-secrets", "--state-dir", state_dir))["postgres"]
         with psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"], dbname="postgres") as conn:
             assert conn.server_version >= 150000
         conn.close()
