@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: bootstrap demo test lint sanity unit integration molecule bench sandbox-up sandbox-down sandbox-status build clean
+.PHONY: bootstrap demo test lint sanity unit integration molecule bench sandbox-up sandbox-down sandbox-status sandbox-reset build clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -37,14 +37,21 @@ molecule: bootstrap
 bench: bootstrap
 	@bench/run_all.sh
 
+## The local reference stack: the guide's containers, nginx with a Pebble certificate, S3.
 sandbox-up: bootstrap
-	@$(PY) sandbox/stackctl up postgres
+	@$(PY) sandbox/stackctl up sandbox
 
 sandbox-down:
 	@$(PY) sandbox/stackctl down
 
 sandbox-status:
 	@$(PY) sandbox/stackctl status
+
+## Fresh data: the stack down, its state (databases, certificates, buckets) removed, up again.
+sandbox-reset: bootstrap
+	@$(PY) sandbox/stackctl down
+	@rm -rf "$$(readlink -f sandbox/state)"/* && echo "sandbox: state removed"
+	@$(PY) sandbox/stackctl up sandbox
 
 ## The collection tarball, as Galaxy would get it.
 build: bootstrap

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make demo`: the main job, playbooks/weekly.yml, against the local sandbox.
-# Starts the sandbox (or reuses it), fills the guide's tables on first use,
+# Brings the sandbox up (or reuses it): the guide's containers, nginx with TLS,
+# S3; fills the guide's tables on first use,
 # simulates a week of traffic so there is work to do, then runs the playbook.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
-python sandbox/stackctl up postgres
+python sandbox/stackctl up sandbox
 python sandbox/seed.py
 ansible-playbook playbooks/weekly.yml -i inventories/sandbox "$@"
 

@@ -1,0 +1,90 @@
+"""The whole sandbox on one machine: the guide's containers, nginx with a certificate from Pebble, S3 with a backup bucket.
+
+`stackctl up sandbox` calls up(); `stackctl down` calls down() before it stops the harness servers.
+Everything the sandbox needs to be reached (ports, passwords, domain, certificate) is kept in
+state.json under "sandbox", which inventories/sandbox reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import containers
+import docker
+import edge
+from harness.base import free_port
+
+DOMAIN = "sandbox.webstack.test"
+BUCKET = "webstack-backups"
+
+
+def docker_client(stack) -> docker.DockerClient:
+    return docker.DockerClient(base_url=stack.server("dockerd").base_url, timeout=120)
+
+
+def up(stack) -> dict[str, Any]:
+    """Start (or keep) every part of the sandbox; idempotent."""
+    entry = stack.state.get("sandbox") or {"domain": DOMAIN, "bucket": BUCKET,
+                                           "ports": {"http": free_port(), "https": free_port()}}
+    if "settings" not in entry:
+        entry["settings"] = containers.default_settings(stack.dir / "stack")
+    settings = entry["settings"]
+    settings["allowed_hosts"] = "127.0.0.1,localhost,%s" % entry["domain"]  # the app is reached through nginx by name
+    stack.ensure("dockerd")
+    stack.ensure("s3")
+    stack.ensure("pebble", http_port=entry["ports"]["http"])
+    stack.ensure("nginx")
+
+    client = docker_client(stack)
+    try:
+        started = containers.start_stack(client, settings)
+    finally:
+        client.close()
+
+    s3 = stack.server("s3")
+    edge.ensure_bucket(s3.endpoint_url, s3.access_key, s3.secret_key, entry["bucket"])
+
+    nginx, pebble = stack.server("nginx"), stack.server("pebble")
+    site = edge.configure_site(
+        nginx, pebble, entry["domain"], http_port=entry["ports"]["http"], https_port=entry["ports"]["https"],
+        upstream="127.0.0.1:%d" % settings["ports"]["web"], webroot=stack.dir / "acme-webroot",
+        static_root=settings["dirs"]["static"], certbot_dir=stack.dir / "certbot")
+    stack.state["nginx"] = nginx.state()  # its configuration now carries the site
+    entry.update(
+        containers=started["containers"],
+        certificate={key: str(site[key]) for key in ("fullchain", "privkey", "serial", "not_after")},
+        ca_root=str(stack.dir / "pebble-root.pem"),
+        url="https://%s:%d/" % (entry["domain"], entry["ports"]["https"]),
+        postgres={"host": "127.0.0.1", "port": settings["ports"]["postgres"], "user": settings["postgres_user"],
+                  "password": settings["passwords"]["postgres"], "db": settings["postgres_db"]},
+        redis={"host": "127.0.0.1", "port": settings["ports"]["redis"], "password": settings["passwords"]["redis"]},
+        flower_url="http://127.0.0.1:%d/" % settings["ports"]["flower"],
+        s3={"endpoint_url": s3.endpoint_url, "access_key": s3.access_key, "secret_key": s3.secret_key, "bucket": entry["bucket"]},
+    )
+    (stack.dir / "pebble-root.pem").write_text(edge.pebble_root(pebble))
+    stack.state["sandbox"] = entry
+    stack.save()
+    return entry
+
+
+def down(stack) -> None:
+    """Stop and remove the sandbox's containers (only its project's) while the engine still runs."""
+    entry = stack.state.get("sandbox")
+    if entry and "dockerd" in stack.state and stack.server("dockerd").running():
+        client = docker_client(stack)
+        try:
+            containers.stop_stack(client, entry["settings"]["project"])
+        finally:
+            client.close()
+
+
+def container_states(stack) -> dict[str, str]:
+    """name: status of the sandbox's containers, for `stackctl status`."""
+    entry = stack.state.get("sandbox")
+    if not entry or "dockerd" not in stack.state or not stack.server("dockerd").running():
+        return {}
+    client = docker_client(stack)
+    try:
+        return {c.name: c.status for c in containers.project_containers(client, entry["settings"]["project"])}
+    finally:
+        client.close()

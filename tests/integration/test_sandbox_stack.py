@@ -1,0 +1,97 @@
+"""The whole sandbox through `stackctl`, as `make sandbox-up` / `sandbox-down` run it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import boto3
+import docker
+import edge
+import pytest
+from ansible_run import ROOT
+from harness.base import proc_start_time
+
+GUIDE_CONTAINERS = ["celery_beat", "celery_worker", "flower", "postgres_db", "redis_cache", "website"]
+
+
+def stackctl(*args, state_dir):
+    proc = subprocess.run([sys.executable, str(ROOT / "sandbox/stackctl"), *args, "--state-dir", str(state_dir)],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """The whole stack in a state dir of its own (outside /root and pytest's temp: postgres must enter it)."""
+    state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-sandbox-", dir="/var/tmp"))
+    state_dir.chmod(0o711)
+    try:
+        stackctl("up", "sandbox", state_dir=state_dir)
+        yield state_dir, json.loads((state_dir / "state.json").read_text())
+    finally:
+        stackctl("down", state_dir=state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_the_guides_containers_run_under_their_names(sandbox):
+    _state_dir, state = sandbox
+    client = docker.DockerClient(base_url=state["dockerd"]["base_url"])
+    running = {c.name: c for c in client.containers.list()}
+    assert sorted(running) == GUIDE_CONTAINERS
+    for container in running.values():
+        assert container.labels["com.docker.compose.project"] == "webstack"
+        assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    client.close()
+
+
+def test_health_through_nginx_with_the_certificate_certbot_got_from_pebble(sandbox):
+    _state_dir, state = sandbox
+    site = state["sandbox"]
+    port = site["ports"]["https"]
+    body = subprocess.run(["curl", "-sS", "--fail", "--resolve", "%s:%d:127.0.0.1" % (site["domain"], port),
+                           "--cacert", site["ca_root"], "https://%s:%d/health/" % (site["domain"], port)],
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(body) == {"status": "ok", "database": "ok", "cache": "ok"}
+    served = edge.served_certificate("127.0.0.1", port, site["domain"], cafile=site["ca_root"])
+    assert served["serial"] == site["certificate"]["serial"]
+
+
+def test_flower_lists_the_worker_and_the_backup_bucket_exists(sandbox):
+    _state_dir, state = sandbox
+    site = state["sandbox"]
+    with urllib.request.urlopen(site["flower_url"] + "api/workers?refresh=1", timeout=20) as response:  # noqa: S310 - loopback
+        workers = json.loads(response.read())
+    assert any(name.startswith("worker@") for name in workers)
+    s3 = boto3.client("s3", endpoint_url=site["s3"]["endpoint_url"], aws_access_key_id=site["s3"]["access_key"],
+                      aws_secret_access_key=site["s3"]["secret_key"], region_name="us-east-1")
+    assert site["bucket"] in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_up_again_reuses_everything(sandbox):
+    state_dir, state = sandbox
+    out = stackctl("up", "sandbox", state_dir=state_dir)
+    for name in ("dockerd", "s3", "pebble", "nginx"):
+        assert "%s: already running" % name in out
+    again = json.loads((state_dir / "state.json").read_text())
+    assert again["sandbox"]["containers"] == state["sandbox"]["containers"]
+
+
+def test_down_leaves_nothing_running(tmp_path):
+    state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-sandbox-", dir="/var/tmp"))
+    state_dir.chmod(0o711)
+    try:
+        stackctl("up", "sandbox", state_dir=state_dir)
+        state = json.loads((state_dir / "state.json").read_text())
+    finally:
+        stackctl("down", state_dir=state_dir)
+    assert json.loads(stackctl("status", state_dir=state_dir)) == {}
+    for name in ("dockerd", "s3", "pebble", "nginx"):
+        assert proc_start_time(state[name]["pid"]) is None, name
+    shutil.rmtree(state_dir, ignore_errors=True)
