@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
-import time
 
 import psycopg2
 import pytest
@@ -32,6 +32,18 @@ def make_table(db, name, rows=30000, delete_every=3, analyze=True):
         db.execute(sql.SQL("ANALYZE {}").format(ident))
     if delete_every:
         db.execute(sql.SQL("DELETE FROM {} WHERE id %% %s = 0").format(ident), (delete_every,))
+
+
+@contextlib.contextmanager
+def another_session_locks(db, table):
+    """Another session holds an ACCESS EXCLUSIVE lock on table until the block ends."""
+    holder = psycopg2.connect(**db.conninfo)
+    try:
+        with holder.cursor() as cur:
+            cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table)))
+            yield
+    finally:
+        holder.close()
 
 
 @pytest.fixture
@@ -164,24 +176,8 @@ def test_analyze_only_updates_statistics_without_vacuuming(dirty):
 
 def test_a_locked_table_fails_fast_and_the_others_still_run(dirty):
     make_table(dirty, "utils_requestfingerprint", rows=3000)
-    locked = threading.Event()
-    release = threading.Event()
-
-    def hold_lock():
-        with psycopg2.connect(**dirty.conninfo) as conn, conn.cursor() as cur:
-            cur.execute("LOCK TABLE pages_pagevisit IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-            release.wait(60)
-        conn.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with another_session_locks(dirty, "pages_pagevisit"):
         result = run_module(MODULE, dirty.module_args(lock_timeout=1))
-    finally:
-        release.set()
-        holder.join()
 
     assert result["failed"] is True
     assert [f["name"] for f in result["failed_tables"]] == ["public.pages_pagevisit"]
@@ -250,10 +246,8 @@ def test_other_sessions_temporary_tables_are_left_out(dirty):
 def test_a_statement_timeout_fails_that_table_and_the_others_run(dirty):
     """statement_timeout counts the wait for a lock too: a table held by another session runs into it."""
     make_table(dirty, "small", rows=3000)
-    with psycopg2.connect(**dirty.conninfo) as holder, holder.cursor() as cur:
-        cur.execute("LOCK TABLE pages_pagevisit IN ACCESS EXCLUSIVE MODE")
+    with another_session_locks(dirty, "pages_pagevisit"):
         result = run_module(MODULE, dirty.module_args(tables=["pages_pagevisit", "small"], lock_timeout=0, statement_timeout=0.5))
-    holder.close()
     assert result["failed"] is True
     assert [f["name"] for f in result["failed_tables"]] == ["public.pages_pagevisit"]
     assert "statement timeout" in result["failed_tables"][0]["error"]
@@ -283,32 +277,29 @@ def test_bad_options_fail_before_anything_runs(dirty, option, value, message):
 
 def test_a_connection_lost_mid_run_still_reports_the_tables_done(dirty):
     make_table(dirty, "a_first", rows=3000)
-    locked = threading.Event()
-    release = threading.Event()
+    stop = threading.Event()
 
-    def hold_then_kill():
-        with psycopg2.connect(**dirty.conninfo) as conn, conn.cursor() as cur:
-            cur.execute("LOCK TABLE pages_pagevisit IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:  # the module waits for our lock on its second table: cut it off there
-                cur.execute("SELECT pg_stat_clear_snapshot()")  # pg_stat_activity is read once per transaction
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE application_name = 'webstack.ops' AND wait_event_type = 'Lock'")
-                if cur.fetchall():
-                    break
-                time.sleep(0.05)
-            release.wait(30)
-        conn.close()
+    def terminate_the_module_when_it_waits():
+        conn = psycopg2.connect(**dirty.conninfo)
+        conn.autocommit = True  # pg_stat_activity is read once per transaction
+        try:
+            with conn.cursor() as cur:
+                while not stop.wait(0.05):
+                    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'webstack.ops' AND wait_event_type = 'Lock'")
+                    if cur.fetchall():
+                        break
+        finally:
+            conn.close()
 
-    killer = threading.Thread(target=hold_then_kill)
-    killer.start()
-    try:
-        assert locked.wait(10)
-        result = run_module(MODULE, dirty.module_args(tables=["a_first", "pages_pagevisit"], lock_timeout=30))
-    finally:
-        release.set()
-        killer.join()
+    killer = threading.Thread(target=terminate_the_module_when_it_waits)
+    with another_session_locks(dirty, "pages_pagevisit"):  # the module finishes a_first, then waits on this lock
+        killer.start()
+        try:
+            result = run_module(MODULE, dirty.module_args(tables=["a_first", "pages_pagevisit"], lock_timeout=30))
+        finally:
+            stop.set()
+            killer.join()
 
     assert result["failed"] is True and result["changed"] is True
     assert "Lost the connection" in result["msg"] and "after 1 table(s)" in result["msg"]
