@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -18,7 +21,18 @@ import pytest
 import redis
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from harness import DockerEngine, NginxServer, PebbleServer, PostgresServer, RedisServer, S3Server, free_port, port_free, proc_start_time
+from harness import (
+    DockerEngine,
+    NginxServer,
+    PebbleServer,
+    PostgresServer,
+    RedisServer,
+    S3Server,
+    ServerError,
+    free_port,
+    port_free,
+    proc_start_time,
+)
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -262,3 +276,40 @@ def test_stackctl_up_status_down_round_trip(postgres_tmp_path):
     for entry in status.values():
         assert proc_start_time(entry["pid"]) is None
         assert port_free(entry["port"])
+
+
+def test_stackctl_restarts_a_server_of_a_half_started_stack(postgres_tmp_path):
+    """A recorded server that died (a crash, a reboot) is started again; the others are kept."""
+    state_dir = str(postgres_tmp_path / "half")
+    try:
+        stackctl("up", "postgres", "redis", "--state-dir", state_dir)
+        before = json.loads(stackctl("status", "--state-dir", state_dir))
+        os.kill(before["redis"]["pid"], signal.SIGKILL)
+        assert wait_gone(before["redis"]["pid"])
+        out = stackctl("up", "postgres", "redis", "--state-dir", state_dir)
+        assert "postgres: already running" in out and "redis: started" in out
+        after = json.loads(stackctl("status", "--state-dir", state_dir))
+        assert after["postgres"]["pid"] == before["postgres"]["pid"] and after["redis"]["running"]
+    finally:
+        stackctl("down", "--state-dir", state_dir)
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while proc_start_time(pid) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_port_already_taken_fails_with_the_port_and_the_servers_reason(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = NginxServer(tmp_path / "nginx", port=port)
+        with pytest.raises(ServerError) as error:
+            server.start(timeout=10)
+    assert "Address already in use" in str(error.value) and str(port) in str(error.value)
+    assert server.pid is None or proc_start_time(server.pid) is None  # nothing left running
