@@ -7,12 +7,15 @@ state.json under "sandbox", which inventories/sandbox reads.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from typing import Any
 
 import containers
 import docker
 import edge
-from harness.base import free_port
+from harness.base import free_port, port_free
 
 DOMAIN = "sandbox.webstack.test"
 BUCKET = "webstack-backups"
@@ -26,17 +29,16 @@ def up(stack) -> dict[str, Any]:
     """Start (or keep) every part of the sandbox; idempotent."""
     entry = stack.state.get("sandbox") or {"domain": DOMAIN, "bucket": BUCKET,
                                            "ports": {"http": free_port(), "https": free_port()}}
-    if "settings" not in entry:
-        entry["settings"] = containers.default_settings(stack.dir / "stack")
-    settings = entry["settings"]
-    settings["allowed_hosts"] = "127.0.0.1,localhost,%s" % entry["domain"]  # the app is reached through nginx by name
     stack.ensure("dockerd")
-    stack.ensure("s3")
-    stack.ensure("pebble", http_port=entry["ports"]["http"])
-    stack.ensure("nginx")
-
     client = docker_client(stack)
     try:
+        if "settings" not in entry:
+            entry["settings"] = kept_settings(client, stack.dir / "stack")
+        settings = entry["settings"]
+        settings["allowed_hosts"] = "127.0.0.1,localhost,%s" % entry["domain"]  # the app is reached through nginx by name
+        stack.ensure("s3")
+        stack.ensure("pebble", http_port=entry["ports"]["http"])
+        stack.ensure("nginx")
         started = containers.start_stack(client, settings)
     finally:
         client.close()
@@ -65,6 +67,33 @@ def up(stack) -> dict[str, Any]:
     stack.state["sandbox"] = entry
     stack.save()
     return entry
+
+
+def kept_settings(client: docker.DockerClient, data_dir) -> dict[str, Any]:
+    """The containers' settings, kept beside their data in data_dir/settings.json (mode 0600).
+
+    Called when state.json has no sandbox entry (first up, after `stackctl down`, or after a killed run).
+    Containers of the project still in the engine are leftovers (the engine restarts them by their policy):
+    they are removed first, so they neither hold the ports nor write to the data. The database on disk was
+    initialised with the kept passwords, so the next `up` uses them again; ports taken since are replaced.
+    Data without its settings (left by an older version) cannot be logged into: it is removed, the stack starts
+    fresh.
+    """
+    containers.stop_stack(client, containers.DEFAULT_PROJECT)
+    path = data_dir / "settings.json"
+    if path.exists():
+        settings = json.loads(path.read_text())
+        settings["ports"].update({name: free_port() for name, port in settings["ports"].items() if not port_free(port)})
+    else:
+        if data_dir.exists():
+            print(f"sandbox: {data_dir} has data but no settings.json (its passwords are unknown): removed, starting fresh")
+            shutil.rmtree(data_dir)
+        settings = containers.default_settings(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(settings, out, indent=2, sort_keys=True)
+    return settings
 
 
 def down(stack) -> None:

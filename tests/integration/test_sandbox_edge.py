@@ -206,10 +206,14 @@ def test_a_broken_nginx_config_is_refused_and_nginx_keeps_serving_the_old_one(si
             site.nginx.reload()
         assert https_get(site, "/still")[0] == 200
         assert edge.served_certificate("127.0.0.1", site.https_port, DOMAIN)["serial"] == serial
-        # the deploy hook validates too: with the broken file on disk, a renewal's reload is refused and reported
+        assert "no_such_directive" not in site.nginx.conf_path.read_text()  # the refused text never replaced nginx.conf
+        # the deploy hook validates too: with a broken file edited on disk by hand, a renewal's reload is refused and reported
+        good_text = site.nginx.conf_path.read_text()
+        site.nginx.conf_path.write_text(site.nginx.config_text())
         with pytest.raises(edge.EdgeError, match="hook failed"):
             edge.renew(site.pebble, DOMAIN, site.certbot_dir, nginx=site.nginx, force=True)
         assert edge.served_certificate("127.0.0.1", site.https_port, DOMAIN)["serial"] == serial
+        site.nginx.conf_path.write_text(good_text)
     finally:
         site.nginx.extra_servers = good
         site.nginx.reload()

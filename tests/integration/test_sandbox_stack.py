@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -13,9 +15,11 @@ from pathlib import Path
 import boto3
 import docker
 import edge
+import psycopg2
+import psycopg2.errors
 import pytest
 from ansible_run import ROOT
-from harness.base import proc_start_time
+from harness.base import proc_start_time, wait_until
 
 GUIDE_CONTAINERS = ["celery_beat", "celery_worker", "flower", "postgres_db", "redis_cache", "website"]
 
@@ -83,15 +87,54 @@ def test_up_again_reuses_everything(sandbox):
     assert again["sandbox"]["containers"] == state["sandbox"]["containers"]
 
 
-def test_down_leaves_nothing_running(tmp_path):
+def _health(site):
+    port = site["ports"]["https"]
+    body = subprocess.run(["curl", "-sS", "--fail", "--resolve", "%s:%d:127.0.0.1" % (site["domain"], port),
+                           "--cacert", site["ca_root"], "https://%s:%d/health/" % (site["domain"], port)],
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+    return json.loads(body)["status"]
+
+
+def _marker(site, write=False):
+    pg = site["postgres"]
+    with psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"], dbname=pg["db"]) as conn, \
+            conn.cursor() as cur:
+        if write:
+            cur.execute("CREATE TABLE kept_marker (note text); INSERT INTO kept_marker VALUES ('before down')")
+        cur.execute("SELECT note FROM kept_marker")
+        return cur.fetchall()
+
+
+def test_down_stops_everything_up_again_keeps_the_data_and_a_killed_engine_is_recovered():
     state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-sandbox-", dir="/var/tmp"))
     state_dir.chmod(0o711)
     try:
         stackctl("up", "sandbox", state_dir=state_dir)
         state = json.loads((state_dir / "state.json").read_text())
+        _marker(state["sandbox"], write=True)
+        stackctl("down", state_dir=state_dir)
+        assert json.loads(stackctl("status", state_dir=state_dir)) == {}
+        for name in ("dockerd", "s3", "pebble", "nginx"):
+            assert proc_start_time(state[name]["pid"]) is None, name
+
+        # down forgot state.json's entry, but the database it left keeps its passwords (settings.json beside it)
+        stackctl("up", "sandbox", state_dir=state_dir)
+        state = json.loads((state_dir / "state.json").read_text())
+        assert _marker(state["sandbox"]) == [("before down",)]
+        assert _health(state["sandbox"]) == "ok"
+
+        # a run whose processes were ended: the engine stops without removing the containers (they restart by their
+        # policy when it starts again), and data left without its settings by an older version: up starts fresh
+        os.kill(state["dockerd"]["pid"], signal.SIGTERM)
+        assert wait_until(lambda: proc_start_time(state["dockerd"]["pid"]) is None, 60)
+        stackctl("down", state_dir=state_dir)
+        (state_dir / "stack" / "settings.json").unlink()
+        out = stackctl("up", "sandbox", state_dir=state_dir)
+        assert "no settings.json" in out
+        state = json.loads((state_dir / "state.json").read_text())
+        assert _health(state["sandbox"]) == "ok"
+        with pytest.raises(psycopg2.errors.UndefinedTable):
+            _marker(state["sandbox"])
     finally:
         stackctl("down", state_dir=state_dir)
-    assert json.loads(stackctl("status", state_dir=state_dir)) == {}
-    for name in ("dockerd", "s3", "pebble", "nginx"):
-        assert proc_start_time(state[name]["pid"]) is None, name
     shutil.rmtree(state_dir, ignore_errors=True)
