@@ -13,6 +13,9 @@ import pytest
 
 SANDBOX = Path(__file__).resolve().parent.parent / "sandbox"
 sys.path.insert(0, str(SANDBOX))
+COLLECTIONS = SANDBOX.parent / "collections"  # the checkout as ansible_collections.webstack.ops (bootstrap links it)
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
 
 from harness import (  # noqa: E402
     DockerEngine,

@@ -75,10 +75,15 @@ class S3Server(Server):
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
         self.config_path.write_text(json.dumps({"identities": [identity]}, indent=2))
         os.chmod(self.config_path, 0o600)
+        # Every bucket is a collection with volumes of its own, and by default the master grows 7 at a time out of
+        # 8 slots: the second bucket's first write then fails with "No writable volumes". One volume per growth
+        # (master.toml is read from the working directory, the state dir) and more slots (-volume.max) fix that.
+        (self.state_dir / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n")
 
     def command(self) -> list[str]:
         return [weed_binary(), "server", f"-ip={self.host}", f"-ip.bind={self.host}", f"-dir={self.data_dir}",
-                f"-master.port={self.master_port}", "-master.telemetry=false", f"-volume.port={self.volume_port}",
+                f"-master.port={self.master_port}", "-master.telemetry=false", "-master.volumeSizeLimitMB=1024",
+                f"-volume.port={self.volume_port}", "-volume.max=500",
                 "-filer", f"-filer.port={self.filer_port}", f"-filer.localSocket={unix_socket_path(self.state_dir / 'filer.sock')}",
                 "-s3", f"-s3.port={self.s3_port}", f"-s3.config={self.config_path}", "-s3.port.iceberg=0", "-s3.port.lance=0",
                 f"-s3.localSocket={unix_socket_path(self.state_dir / 's3.sock')}"]

@@ -196,7 +196,9 @@ def web(site_env, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 def test_settings_refuse_to_start_without_secret_key(site_env):
     env = {key: value for key, value in site_env.items() if key != "DJANGO_SECRET_KEY"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=APP, env=env, capture_output=True, text=True, check=False)
+    # django.setup() as gunicorn's WSGI application runs it (manage.py's error path depends on what it imported first)
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=APP,
+                            env=dict(env, DJANGO_SETTINGS_MODULE="webstack_site.settings"), capture_output=True, text=True, check=False)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
 
