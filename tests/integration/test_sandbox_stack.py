@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,7 +19,8 @@ import edge
 import psycopg2
 import psycopg2.errors
 import pytest
-from ansible_run import ROOT
+import zstandard
+from ansible_run import ROOT, run_module
 from harness.base import proc_start_time, wait_until
 
 GUIDE_CONTAINERS = ["celery_beat", "celery_worker", "flower", "postgres_db", "redis_cache", "website"]
@@ -138,3 +140,40 @@ def test_down_stops_everything_up_again_keeps_the_data_and_a_killed_engine_is_re
     finally:
         stackctl("down", state_dir=state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_s3_backup_runs_pg_dump_inside_the_database_container(sandbox):
+    """The guide's `docker exec postgres_db pg_dump`, streamed into the sandbox's bucket, and restorable."""
+    _state_dir, state = sandbox
+    site = state["sandbox"]
+    pg, s3 = site["postgres"], site["s3"]
+    if not _has_marker(site):
+        _marker(site, write=True)
+    result = run_module("webstack.ops.s3_backup", dict(
+        container="postgres_db", docker_host=state["dockerd"]["base_url"], login_user=pg["user"], login_db=pg["db"],
+        bucket=s3["bucket"], endpoint_url=s3["endpoint_url"], access_key=s3["access_key"], secret_key=s3["secret_key"],
+        prefix="container-test/"))
+    assert result["changed"] is True, result.get("msg")
+    client = boto3.client("s3", endpoint_url=s3["endpoint_url"], aws_access_key_id=s3["access_key"],
+                          aws_secret_access_key=s3["secret_key"], region_name="us-east-1")
+    data = client.get_object(Bucket=s3["bucket"], Key=result["key"])["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == result["sha256"]
+    listing = subprocess.run(["pg_restore", "--list"], input=zstandard.ZstdDecompressor().stream_reader(data).read(),
+                             capture_output=True, check=True).stdout.decode()
+    assert "TABLE DATA public kept_marker" in listing and "TABLE DATA public pages_pagevisit" in listing
+
+    # a container that does not exist: the message names it, nothing is uploaded
+    missing = run_module("webstack.ops.s3_backup", dict(
+        container="no_such_container", docker_host=state["dockerd"]["base_url"], login_db=pg["db"],
+        bucket=s3["bucket"], endpoint_url=s3["endpoint_url"], access_key=s3["access_key"], secret_key=s3["secret_key"],
+        prefix="container-missing/"))
+    assert missing["failed"] and "container no_such_container" in missing["msg"]
+    assert client.list_objects_v2(Bucket=s3["bucket"], Prefix="container-missing/").get("KeyCount", 0) == 0
+
+
+def _has_marker(site):
+    try:
+        _marker(site)
+    except psycopg2.errors.UndefinedTable:
+        return False
+    return True
