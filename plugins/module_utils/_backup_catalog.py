@@ -91,6 +91,16 @@ def orphan_manifests(client, bucket, prefix):
     return sorted(key for key in keys if key.endswith(MANIFEST_SUFFIX) and key[: -len(MANIFEST_SUFFIX)] not in keys)
 
 
+def stale_uploads(client, bucket, prefix, older_than_hours, now=None):
+    """Multipart uploads under prefix started more than older_than_hours ago: (key, upload id) of runs that died
+    before they could abort (a killed host, an S3 outage). They are no backup, but S3 keeps and bills their parts."""
+    cutoff = (now or utcnow()) - datetime.timedelta(hours=older_than_hours)
+    stale = []
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        stale.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []) if u["Initiated"] <= cutoff)
+    return stale
+
+
 def read_manifest(client, bucket, key):
     """The manifest of the backup at key, as a dict."""
     body = client.get_object(Bucket=bucket, Key=manifest_key(key))["Body"]

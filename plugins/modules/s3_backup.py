@@ -133,6 +133,13 @@ options:
       - Good backups (with a manifest) kept whatever their age (1 or more).
     type: int
     default: 7
+  abort_stale_uploads_hours:
+    description:
+      - Before the backup, abort this series' incomplete multipart uploads started more than this many hours ago
+        (left by a run that died before it could abort; S3 keeps their parts until then).
+      - V(-1) leaves them alone.
+    type: int
+    default: 24
 requirements:
   - C(pg_dump) of a version at least the server's (on the host, or in O(container)).
   - zstandard (for O(compression=zstd)) and, for O(container), the Docker SDK for Python, on the managed host.
@@ -210,6 +217,11 @@ kept:
   description: Number of backups of this series left after pruning (in check mode, that would be left).
   returned: when O(prune=true)
   type: int
+aborted_uploads:
+  description: Keys of stale incomplete uploads aborted (in check mode, that would be aborted).
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -337,6 +349,7 @@ def argument_spec():
         prune=dict(type="bool", default=False),
         keep_days=dict(type="int", default=30),
         keep_min=dict(type="int", default=7),
+        abort_stale_uploads_hours=dict(type="int", default=24),
     )
     return spec
 
@@ -365,7 +378,16 @@ def main():
     started = catalog.utcnow()
     key = catalog.backup_key(params["prefix"], name, fmt, compression, started)
     result = dict(changed=True, key=key, manifest_key=catalog.manifest_key(key), started_at=started.isoformat(),
-                  server_version=server_version, pruned=[])
+                  server_version=server_version, pruned=[], aborted_uploads=[])
+    if params["abort_stale_uploads_hours"] >= 0:
+        try:
+            stale = catalog.stale_uploads(client, bucket, params["prefix"] + name + "_", params["abort_stale_uploads_hours"])
+            for stale_key, upload_id in stale:
+                if not module.check_mode:
+                    client.abort_multipart_upload(Bucket=bucket, Key=stale_key, UploadId=upload_id)
+                result["aborted_uploads"].append(stale_key)
+        except Exception as exc:  # noqa: BLE001
+            module.fail_json(msg=str(explain(exc, "aborting stale incomplete uploads", params)))
     if module.check_mode:
         if params["prune"]:
             try:

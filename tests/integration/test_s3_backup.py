@@ -275,3 +275,23 @@ def test_s3_server_stopped_during_the_upload(site_db, tmp_path_factory, pg_serve
         assert objects(client, "dying") == []  # no backup object: it only exists once completed
     finally:
         server.stop()
+
+
+def test_stale_incomplete_uploads_of_the_series_are_aborted(site_db, s3):
+    client, options = s3
+    bucket = options["bucket"]
+    stale_key = "postgres/%s_20260101T000000Z.dump.zst" % site_db.name
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=stale_key)["UploadId"]
+    other = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/x.dump")["UploadId"]
+
+    recent_only = run_module("webstack.ops.s3_backup", site_db.module_args(**options), check=True)
+    assert recent_only["aborted_uploads"] == []  # started seconds ago: may be a backup running right now
+
+    planned = run_module("webstack.ops.s3_backup", site_db.module_args(abort_stale_uploads_hours=0, **options), check=True)
+    assert planned["aborted_uploads"] == [stale_key]
+    assert len(client.list_multipart_uploads(Bucket=bucket)["Uploads"]) == 2  # check mode aborted nothing
+
+    result = run_module("webstack.ops.s3_backup", site_db.module_args(abort_stale_uploads_hours=0, **options))
+    assert result["aborted_uploads"] == [stale_key]
+    left = [(u["Key"], u["UploadId"]) for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert left == [("elsewhere/x.dump", other)] and upload_id not in dict(left).values()
