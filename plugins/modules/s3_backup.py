@@ -354,6 +354,35 @@ def argument_spec():
     return spec
 
 
+def abort_stale_uploads(module, client, name):
+    """Abort this series' incomplete uploads older than abort_stale_uploads_hours; their keys (check mode: only listed)."""
+    params = module.params
+    if params["abort_stale_uploads_hours"] < 0:
+        return []
+    aborted = []
+    try:
+        for key, upload_id in catalog.stale_uploads(client, params["bucket"], params["prefix"] + name + "_", params["abort_stale_uploads_hours"]):
+            if not module.check_mode:
+                client.abort_multipart_upload(Bucket=params["bucket"], Key=key, UploadId=upload_id)
+            aborted.append(key)
+    except Exception as exc:  # noqa: BLE001 - explain() names every botocore failure
+        module.fail_json(msg=str(explain(exc, "aborting stale incomplete uploads", params)))
+    return aborted
+
+
+def upload_args(params, started):
+    """create_multipart_upload's extra arguments: type, metadata known at the start, encryption, storage class."""
+    compression = params["compression"]
+    args = {"ContentType": CONTENT_TYPES[compression],
+            "Metadata": {"database": params["login_db"], "format": params["format"], "compression": compression,
+                         "started-at": started.isoformat(), "tool": "webstack.ops.s3_backup"}}
+    for option, arg in (("server_side_encryption", "ServerSideEncryption"), ("sse_kms_key_id", "SSEKMSKeyId"),
+                        ("storage_class", "StorageClass")):
+        if params[option]:
+            args[arg] = params[option]
+    return args
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("server_side_encryption", "aws:kms", ["sse_kms_key_id"], True)])
@@ -379,15 +408,7 @@ def main():
     key = catalog.backup_key(params["prefix"], name, fmt, compression, started)
     result = dict(changed=True, key=key, manifest_key=catalog.manifest_key(key), started_at=started.isoformat(),
                   server_version=server_version, pruned=[], aborted_uploads=[])
-    if params["abort_stale_uploads_hours"] >= 0:
-        try:
-            stale = catalog.stale_uploads(client, bucket, params["prefix"] + name + "_", params["abort_stale_uploads_hours"])
-            for stale_key, upload_id in stale:
-                if not module.check_mode:
-                    client.abort_multipart_upload(Bucket=bucket, Key=stale_key, UploadId=upload_id)
-                result["aborted_uploads"].append(stale_key)
-        except Exception as exc:  # noqa: BLE001
-            module.fail_json(msg=str(explain(exc, "aborting stale incomplete uploads", params)))
+    result["aborted_uploads"] = abort_stale_uploads(module, client, name)
     if module.check_mode:
         if params["prune"]:
             try:
@@ -400,18 +421,12 @@ def main():
     if fmt == "custom" and compression != "none":
         argv.append("--compress=0")  # compressed once, by us
     argv += params["dump_args"]
-    extra_args = {"ContentType": CONTENT_TYPES[compression],
-                  "Metadata": {"database": params["login_db"], "format": fmt, "compression": compression,
-                               "started-at": started.isoformat(), "tool": "webstack.ops.s3_backup"}}
-    for option, arg in (("server_side_encryption", "ServerSideEncryption"), ("sse_kms_key_id", "SSEKMSKeyId"),
-                        ("storage_class", "StorageClass")):
-        if params[option]:
-            extra_args[arg] = params[option]
     try:
         source = runner.start(argv)
         stats = run_backup(client, params, bucket=bucket, key=key, source=source,
                            compress=compressor(compression, level, params["compression_threads"]),
-                           part_size=params["part_size_mb"] << 20, concurrency=params["concurrency"], extra_args=extra_args)
+                           part_size=params["part_size_mb"] << 20, concurrency=params["concurrency"],
+                           extra_args=upload_args(params, started))
         finished = catalog.utcnow()
         duration = round((finished - started).total_seconds(), 3)
         write_manifest(client, params, bucket, key, dict(
