@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 import zstandard
-from ansible_run import ROOT, run_module
+from ansible_run import ROOT, ansible_env, run_module
 from harness.base import proc_start_time, wait_until
 
 GUIDE_CONTAINERS = ["celery_beat", "celery_worker", "flower", "postgres_db", "redis_cache", "website"]
@@ -177,3 +177,46 @@ def _has_marker(site):
     except psycopg2.errors.UndefinedTable:
         return False
     return True
+
+
+def _playbook(name, state_dir, *args):
+    proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), str(ROOT / "playbooks" / name), *args], cwd=ROOT,
+                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir)), capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox):
+    """The guide's backup and recovery on the whole stack, as ops run it: pg_dump and pg_restore in postgres_db,
+    the app containers stopped for the restore and started again, the site healthy after."""
+    state_dir, state = sandbox
+    site = state["sandbox"]
+    pg, s3 = site["postgres"], site["s3"]
+    subprocess.run([sys.executable, str(ROOT / "sandbox/seed.py"), "--state-dir", str(state_dir)], check=True, capture_output=True, timeout=600)
+    _playbook("backup.yml", state_dir)
+    client = boto3.client("s3", endpoint_url=s3["endpoint_url"], aws_access_key_id=s3["access_key"],
+                          aws_secret_access_key=s3["secret_key"], region_name="us-east-1")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=s3["bucket"], Prefix="postgres/").get("Contents", [])]
+    assert any(key.endswith(".dump.zst") for key in keys) and any(key.endswith(".manifest.json") for key in keys)
+
+    def query(statement):
+        with psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"], dbname=pg["db"]) as conn, \
+                conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else None
+
+    query("CREATE TABLE made_after_the_backup (note text)")
+    engine = docker.DockerClient(base_url=state["dockerd"]["base_url"])
+    website_started = engine.containers.get("website").attrs["State"]["StartedAt"]
+    out = _playbook("restore.yml", state_dir, "-e", "restore_force=true")
+    assert query("SELECT to_regclass('public.made_after_the_backup')") == [(None,)]  # the database is the backup's again
+    website = engine.containers.get("website")
+    assert website.status == "running" and website.attrs["State"]["StartedAt"] != website_started  # stopped, then started
+    assert _health(site) == "ok"
+    engine.close()
+
+    outputs = [out, _playbook("monthly.yml", state_dir)]
+    assert query("SELECT count(*) FROM pg_database WHERE datname = 'webstack_backup_verify'") == [(0,)]  # scratch dropped
+    outputs.append(_playbook("quarterly.yml", state_dir))
+    for secret in (pg["password"], s3["secret_key"]):
+        assert all(secret not in text for text in outputs)
