@@ -10,10 +10,13 @@ export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 python sandbox/stackctl up sandbox
 python sandbox/seed.py
 ansible-playbook playbooks/weekly.yml -i inventories/sandbox "$@"
+ansible-playbook playbooks/backup.yml -i inventories/sandbox "$@"
 
 cat <<'MSG'
 
-Done: playbooks/weekly.yml ran against the sandbox (inventories/sandbox).
+Done: playbooks/weekly.yml (VACUUM ANALYZE where needed) and playbooks/backup.yml (pg_dump in
+postgres_db streamed into the sandbox's S3) ran against the sandbox (inventories/sandbox).
+  verify the backup: .venv/bin/ansible-playbook playbooks/monthly.yml
   again, dry run:   .venv/bin/ansible-playbook playbooks/weekly.yml --check
   sandbox details:  make sandbox-status
   stop the sandbox: make sandbox-down
