@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -295,3 +296,18 @@ def test_stale_incomplete_uploads_of_the_series_are_aborted(site_db, s3):
     assert result["aborted_uploads"] == [stale_key]
     left = [(u["Key"], u["UploadId"]) for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
     assert left == [("elsewhere/x.dump", other)] and upload_id not in dict(left).values()
+
+
+def test_prune_over_2500_backups_deletes_in_batches_and_keeps_the_minimum(site_db, s3):
+    """Retention past S3's 1,000-object pages and 1,000-key delete batches: every old backup goes, the newest stay."""
+    client, options = s3
+    bucket = options["bucket"]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        old = list(pool.map(lambda hours: _old_backup(client, bucket, site_db.name, 40 + hours / 24), range(2500)))
+    result = run_module("webstack.ops.s3_backup", site_db.module_args(prune=True, keep_days=30, keep_min=7, **options))
+    assert result["changed"] is True, result.get("msg")
+    # the new backup and the six newest old ones are the seven kept; 2,494 backups (4,988 objects) deleted
+    assert len(result["pruned"]) == 2494 and result["kept"] == 7
+    left = objects(client, bucket)
+    assert sorted(left) == sorted([result["key"], result["key"] + ".manifest.json"]
+                                  + [k for key in old[:6] for k in (key, key + ".manifest.json")])
