@@ -147,7 +147,7 @@ seealso:
   - module: webstack.ops.s3_backup_info
   - module: webstack.ops.s3_restore
 author:
-  - webstack.ops contributors
+  - webstack.ops maintainers (@webstack)
 """
 
 EXAMPLES = r"""

@@ -139,11 +139,16 @@ def test_prune_deletes_old_backups_but_keeps_the_minimum(site_db, s3):
         assert key not in left and key + ".manifest.json" not in left
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [("keep_days", 0, "keep_days must be 1 or more"),
-                                                         ("keep_days", -5, "keep_days must be 1 or more"),
-                                                         ("keep_min", 0, "keep_min must be 1 or more"),
-                                                         ("compression_level", 30, "out of range"),
-                                                         ("part_size_mb", 1, "part_size_mb must be between")])
+BAD_OPTIONS = [
+    ("keep_days", 0, "keep_days must be 1 or more"),
+    ("keep_days", -5, "keep_days must be 1 or more"),
+    ("keep_min", 0, "keep_min must be 1 or more"),
+    ("compression_level", 30, "out of range"),
+    ("part_size_mb", 1, "part_size_mb must be between"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), BAD_OPTIONS)
 def test_bad_options_are_refused_before_anything_runs(site_db, s3, option, value, message):
     client, options = s3
     old = _old_backup(client, options["bucket"], site_db.name, 400)
@@ -212,8 +217,8 @@ def test_a_failing_compressor_aborts_the_upload_and_stops_pg_dump(site_db, s3, p
     source = backend.Runner(env).start(argv)
     key = "postgres/broken.sql"
     with pytest.raises(backend.BackupError, match="compression failed after"):
-        backend.run_backup(client, options, bucket=options["bucket"], key=key, source=source, compress=FailingCompressor(after=2),
-                               part_size=5 << 20, concurrency=2, extra_args={})
+        backend.run_backup(client, options, bucket=options["bucket"], key=key, source=source,
+                           compress=FailingCompressor(after=2), part_size=5 << 20, concurrency=2, extra_args={})
     assert source.proc.poll() is not None  # pg_dump was stopped, not left writing into a closed pipe
     assert nothing_left(client, options["bucket"])
 
@@ -267,8 +272,8 @@ def test_s3_server_stopped_during_the_upload(site_db, tmp_path_factory, pg_serve
         argv = ["pg_dump", "--format=plain", "-h", pg_server.host, "-p", str(pg_server.port), "-U", pg_server.user, "-d", site_db.name]
         source = backend.Runner({"PGPASSWORD": pg_server.password}).start(argv)
         with pytest.raises(backend.S3Error, match=r"uploading part \d+ of postgres/dying.sql failed") as failure:
-            backend.run_backup(client, options, bucket="dying", key="postgres/dying.sql", source=source, compress=StopsServer(),
-                               part_size=5 << 20, concurrency=2, extra_args={})
+            backend.run_backup(client, options, bucket="dying", key="postgres/dying.sql", source=source,
+                               compress=StopsServer(), part_size=5 << 20, concurrency=2, extra_args={})
         # the server cannot be asked to drop the parts it got: the message says so and how
         assert "could not be aborted" in str(failure.value)
         assert source.proc.poll() is not None

@@ -94,7 +94,7 @@ def test_2500_backups_are_listed_completely_newest_first(s3):
     assert len(client.list_objects_v2(Bucket=options["bucket"], Prefix=options["prefix"] + "webstack_")["Contents"]) == 1000  # nothing deleted
 
     # Without a name: both databases, each with its own trend; check mode reads just the same.
-    every, _ = run_module_full(MODULE, dict(options, manifest_limit=3000), check=True)
+    every = run_module_full(MODULE, dict(options, manifest_limit=3000), check=True)[0]
     assert every["count"] == 2503 and every["names"] == ["analytics", "webstack"] and every["changed"] is False
     assert [b["key"] for b in every["backups"] if b["name"] == "analytics"] == others
     assert all(b["sha256"] for b in every["backups"])
