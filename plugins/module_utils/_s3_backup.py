@@ -236,20 +236,27 @@ class MultipartUpload:
 
 
 def stream(source, compress, upload, part_size):
-    """Move source's bytes through compress into upload in parts; dict(raw_size, size, sha256). Raises BackupError."""
-    digest = hashlib.sha256()
-    raw_size = size = 0
-    buffer = bytearray()
+    """Move source's bytes through compress into upload in parts; dict(raw_size, size, sha256). Raises BackupError.
 
-    def emit(data):
-        nonlocal size
+    A part is the compressor's outputs joined once they reach part_size (so a part is a little over part_size,
+    which S3 allows): one copy per part, no slicing of a growing buffer.
+    """
+    digest = hashlib.sha256()
+    raw_size = size = pending_size = 0
+    pending = []
+
+    def emit(data, last=False):
+        nonlocal size, pending_size
         if data:
             digest.update(data)
             size += len(data)
-            buffer.extend(data)
-        while len(buffer) >= part_size:
-            upload.add(bytes(buffer[:part_size]))
-            del buffer[:part_size]
+            pending.append(data)
+            pending_size += len(data)
+        if pending_size >= part_size or last:  # the last part may be short (or empty, for an empty dump)
+            part = b"".join(pending)
+            pending.clear()
+            pending_size = 0
+            upload.add(part)
 
     for chunk in source.chunks():
         raw_size += len(chunk)
@@ -259,10 +266,10 @@ def stream(source, compress, upload, part_size):
             raise BackupError("compression failed after %d bytes of dump: %s" % (raw_size, exc)) from exc
         emit(data)
     try:
-        emit(compress.flush())
+        data = compress.flush()
     except Exception as exc:
         raise BackupError("compression failed while finishing: %s" % exc) from exc
-    upload.add(bytes(buffer))  # the last part may be short (or empty, for an empty dump)
+    emit(data, last=True)
     return {"raw_size": raw_size, "size": size, "sha256": digest.hexdigest()}
 
 
