@@ -31,7 +31,7 @@ sanity() {
 run_pytest() {
   step "pytest $*"
   # pytest exits 5 when it collected no test: that fails this script too.
-  python -m pytest "$@"
+  python -m pytest --durations=25 "$@"
 }
 
 case "$stage" in
