@@ -69,7 +69,7 @@ def up(stack) -> dict[str, Any]:
     return entry
 
 
-def kept_settings(client: docker.DockerClient, data_dir) -> dict[str, Any]:
+def kept_settings(client: docker.DockerClient, data_dir, project: str = containers.DEFAULT_PROJECT) -> dict[str, Any]:
     """The containers' settings, kept beside their data in data_dir/settings.json (mode 0600).
 
     Called when state.json has no sandbox entry (first up, after `stackctl down`, or after a killed run).
@@ -79,7 +79,7 @@ def kept_settings(client: docker.DockerClient, data_dir) -> dict[str, Any]:
     Data without its settings (left by an older version) cannot be logged into: it is removed, the stack starts
     fresh.
     """
-    containers.stop_stack(client, containers.DEFAULT_PROJECT)
+    containers.stop_stack(client, project)
     path = data_dir / "settings.json"
     if path.exists():
         settings = json.loads(path.read_text())
@@ -88,7 +88,7 @@ def kept_settings(client: docker.DockerClient, data_dir) -> dict[str, Any]:
         if data_dir.exists():
             print(f"sandbox: {data_dir} has data but no settings.json (its passwords are unknown): removed, starting fresh")
             shutil.rmtree(data_dir)
-        settings = containers.default_settings(data_dir)
+        settings = containers.default_settings(data_dir, project=project)
     data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

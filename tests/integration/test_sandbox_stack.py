@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 import boto3
 import docker
 import edge
+import orchestrate
 import psycopg2
 import psycopg2.errors
 import pytest
@@ -107,39 +109,52 @@ def _marker(site, write=False):
         return cur.fetchall()
 
 
-def test_down_stops_everything_up_again_keeps_the_data_and_a_killed_engine_is_recovered():
+def test_down_stops_everything_and_up_after_a_killed_engine_keeps_the_data():
     state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-sandbox-", dir="/var/tmp"))
     state_dir.chmod(0o711)
     try:
         stackctl("up", "sandbox", state_dir=state_dir)
         state = json.loads((state_dir / "state.json").read_text())
         _marker(state["sandbox"], write=True)
+        # A run whose processes were ended: the engine stops without removing the containers (it restarts them by
+        # their policy when it starts again), then `down` forgets state.json's entry. The database left on disk
+        # keeps its passwords (settings.json beside it), and the leftover containers are replaced.
+        os.kill(state["dockerd"]["pid"], signal.SIGTERM)
+        assert wait_until(lambda: proc_start_time(state["dockerd"]["pid"]) is None, 60)
         stackctl("down", state_dir=state_dir)
         assert json.loads(stackctl("status", state_dir=state_dir)) == {}
         for name in ("dockerd", "s3", "pebble", "nginx"):
             assert proc_start_time(state[name]["pid"]) is None, name
 
-        # down forgot state.json's entry, but the database it left keeps its passwords (settings.json beside it)
         stackctl("up", "sandbox", state_dir=state_dir)
         state = json.loads((state_dir / "state.json").read_text())
         assert _marker(state["sandbox"]) == [("before down",)]
         assert _health(state["sandbox"]) == "ok"
-
-        # a run whose processes were ended: the engine stops without removing the containers (they restart by their
-        # policy when it starts again), and data left without its settings by an older version: up starts fresh
-        os.kill(state["dockerd"]["pid"], signal.SIGTERM)
-        assert wait_until(lambda: proc_start_time(state["dockerd"]["pid"]) is None, 60)
-        stackctl("down", state_dir=state_dir)
-        (state_dir / "stack" / "settings.json").unlink()
-        out = stackctl("up", "sandbox", state_dir=state_dir)
-        assert "no settings.json" in out
-        state = json.loads((state_dir / "state.json").read_text())
-        assert _health(state["sandbox"]) == "ok"
-        with pytest.raises(psycopg2.errors.UndefinedTable):
-            _marker(state["sandbox"])
     finally:
         stackctl("down", state_dir=state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_kept_settings_reuse_passwords_replace_taken_ports_and_drop_data_without_settings(docker_engine, tmp_path):
+    client = docker.DockerClient(base_url=docker_engine.base_url)
+    project = "kept-settings-test"  # no container of this project exists: only the files are at stake
+    try:
+        data_dir = tmp_path / "stack"
+        (data_dir / "pgdata").mkdir(parents=True)
+        (data_dir / "pgdata" / "PG_VERSION").write_text("15\n")  # data from an older version, its passwords unknown
+        first = orchestrate.kept_settings(client, data_dir, project=project)
+        assert not (data_dir / "pgdata").exists()
+        assert oct((data_dir / "settings.json").stat().st_mode & 0o777) == "0o600"
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", first["ports"]["redis"]))
+            taken.listen()
+            again = orchestrate.kept_settings(client, data_dir, project=project)
+        assert again["passwords"] == first["passwords"] and again["secret_key"] == first["secret_key"]
+        assert again["ports"]["postgres"] == first["ports"]["postgres"]
+        assert again["ports"]["redis"] != first["ports"]["redis"]
+    finally:
+        client.close()
 
 
 def test_s3_backup_runs_pg_dump_inside_the_database_container(sandbox):
