@@ -18,6 +18,7 @@ record=()
 benchmarks=(
   bench/bench_datagen.py
   bench/bench_pg_maintenance.py
+  bench/bench_backup.py
 )
 
 status=0
