@@ -171,8 +171,11 @@ class _NoCompression:
 def compressor(kind, level, threads):
     """An object with compress(bytes) and flush() for kind zstd, gzip or none."""
     if kind == "zstd":
-        # write_checksum: the frame carries its own checksum, so a damaged object fails to decompress on restore
-        return zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True).compressobj()
+        # write_checksum: the frame carries its own checksum, so a damaged object fails to decompress on restore.
+        # job_size 2 MiB: each worker thread holds a few jobs' buffers; zstd's default (4x the window, 8 MiB at
+        # level 3) cost ~55 MB more peak memory for the same output and speed (bench/RESULTS.md).
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=2 << 20, write_checksum=True)
+        return zstandard.ZstdCompressor(compression_params=params).compressobj()
     if kind == "gzip":
         return zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: a gzip stream, as `gzip` writes it
     return _NoCompression()

@@ -103,7 +103,7 @@ def test_check_mode_uploads_nothing_and_names_the_key(site_db, s3):
     client, options = s3
     result = run_module("webstack.ops.s3_backup", site_db.module_args(**options), check=True)
     assert result["changed"] is True
-    assert result["key"].endswith(".dump.zst")
+    assert result["key"].endswith(".sql.zst")  # plain SQL through zstd by default
     assert nothing_left(client, options["bucket"])
 
 

@@ -167,7 +167,7 @@ def test_s3_backup_runs_pg_dump_inside_the_database_container(sandbox):
     result = run_module("webstack.ops.s3_backup", dict(
         container="postgres_db", docker_host=state["dockerd"]["base_url"], login_user=pg["user"], login_db=pg["db"],
         bucket=s3["bucket"], endpoint_url=s3["endpoint_url"], access_key=s3["access_key"], secret_key=s3["secret_key"],
-        prefix="container-test/"))
+        prefix="container-test/", format="custom"))
     assert result["changed"] is True, result.get("msg")
     client = boto3.client("s3", endpoint_url=s3["endpoint_url"], aws_access_key_id=s3["access_key"],
                           aws_secret_access_key=s3["secret_key"], region_name="us-east-1")
@@ -212,7 +212,7 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
     client = boto3.client("s3", endpoint_url=s3["endpoint_url"], aws_access_key_id=s3["access_key"],
                           aws_secret_access_key=s3["secret_key"], region_name="us-east-1")
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=s3["bucket"], Prefix="postgres/").get("Contents", [])]
-    assert any(key.endswith(".dump.zst") for key in keys) and any(key.endswith(".manifest.json") for key in keys)
+    assert any(key.endswith(".sql.zst") for key in keys) and any(key.endswith(".manifest.json") for key in keys)
 
     def query(statement):
         with psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"], dbname=pg["db"]) as conn, \
