@@ -59,15 +59,13 @@ def scrub(text, params):
     return text.replace(password, "********") if password else text
 
 
-def connect(module, autocommit=True):
-    """Open a psycopg2 connection from the module's login options or fail clearly."""
-    ensure_driver(module)
-    params = module.params
+def connection_kwargs(params, dbname=None):
+    """psycopg2.connect() arguments from the login options, to login_db or to another database."""
     kwargs = dict(
         host=params["login_unix_socket"] or params["login_host"],
         port=params["login_port"],
         user=params["login_user"],
-        dbname=params["login_db"],
+        dbname=dbname or params["login_db"],
         connect_timeout=params["connect_timeout"],
         sslmode=params["ssl_mode"],
         application_name="webstack.ops",
@@ -76,8 +74,15 @@ def connect(module, autocommit=True):
         kwargs["password"] = params["login_password"]
     if params.get("ca_cert"):
         kwargs["sslrootcert"] = params["ca_cert"]
+    return kwargs
+
+
+def connect(module, autocommit=True):
+    """Open a psycopg2 connection from the module's login options or fail clearly."""
+    ensure_driver(module)
+    params = module.params
     try:
-        conn = psycopg2.connect(**kwargs)
+        conn = psycopg2.connect(**connection_kwargs(params))
     except psycopg2.Error as exc:
         module.fail_json(
             msg="Could not connect to %s: %s. Check that the server is running and reachable, "

@@ -38,7 +38,7 @@ from ansible_collections.webstack.ops.plugins.module_utils._backup_catalog impor
     manifest_key,
     parse_key,
 )
-from ansible_collections.webstack.ops.plugins.module_utils._postgres import psycopg2, scrub, sql
+from ansible_collections.webstack.ops.plugins.module_utils._postgres import connection_kwargs, psycopg2, scrub, sql
 from ansible_collections.webstack.ops.plugins.module_utils._s3 import explain
 
 try:
@@ -602,15 +602,8 @@ def client_env(params, app_name):
 
 def connect_to(params, dbname, stage):
     """A psycopg2 connection (autocommit) with the login options to another database than login_db."""
-    kwargs = dict(host=params["login_unix_socket"] or params["login_host"], port=params["login_port"],
-                  user=params["login_user"], dbname=dbname, connect_timeout=params["connect_timeout"],
-                  sslmode=params["ssl_mode"], application_name="webstack.ops")
-    if params["login_password"]:
-        kwargs["password"] = params["login_password"]
-    if params.get("ca_cert"):
-        kwargs["sslrootcert"] = params["ca_cert"]
     try:
-        conn = psycopg2.connect(**kwargs)
+        conn = psycopg2.connect(**connection_kwargs(params, dbname))
     except psycopg2.Error as exc:
         raise RestoreError(stage, "could not connect to database %s: %s" % (dbname, scrub(exc, params))) from None
     conn.autocommit = True

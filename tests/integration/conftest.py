@@ -7,6 +7,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import boto3
 import psycopg2
 import pytest
 
@@ -56,6 +57,17 @@ def pg_db(pg_server):
     admin.execute('CREATE DATABASE "%s"' % name)
     yield Database(pg_server, name)
     admin.execute('DROP DATABASE "%s" WITH (FORCE)' % name)
+
+
+@pytest.fixture
+def s3(s3_server):
+    """A new bucket per test on the session's SeaweedFS: (boto3 client, the S3 modules' options)."""
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id=s3_server.access_key,
+                          aws_secret_access_key=s3_server.secret_key, region_name="us-east-1")
+    bucket = "test-%s" % uuid.uuid4().hex[:12]
+    client.create_bucket(Bucket=bucket)
+    options = dict(bucket=bucket, endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
+    return client, options
 
 
 @pytest.fixture

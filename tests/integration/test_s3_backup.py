@@ -26,17 +26,6 @@ RANDOM_ROWS = "CREATE TABLE blob AS SELECT g, repeat(md5(g::text || random()::te
 
 
 @pytest.fixture
-def s3(s3_server):
-    """A new bucket per test: (boto3 client, s3 module options)."""
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id=s3_server.access_key,
-                          aws_secret_access_key=s3_server.secret_key, region_name="us-east-1")
-    bucket = "test-%s" % uuid.uuid4().hex[:12]
-    client.create_bucket(Bucket=bucket)
-    options = dict(bucket=bucket, endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    return client, options
-
-
-@pytest.fixture
 def site_db(pg_db):
     """pg_db with two of the guide's tables and ROWS text-heavy rows."""
     pg_db.execute("CREATE TABLE pages_pagevisit (id bigserial PRIMARY KEY, path text, user_agent text, created_at timestamptz DEFAULT now());"

@@ -17,7 +17,6 @@ import uuid
 import zlib
 from pathlib import Path
 
-import boto3
 import psycopg2
 import pytest
 import zstandard
@@ -38,16 +37,6 @@ MARKER = "webstack.ops scratch restore"
 # ---------------------------------------------------------------------------------------------------------
 # Servers, databases, backups
 
-
-@pytest.fixture
-def s3(s3_server):
-    """A new bucket per test: (boto3 client, the module's S3 options)."""
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id=s3_server.access_key,
-                          aws_secret_access_key=s3_server.secret_key, region_name="us-east-1")
-    bucket = "restore-%s" % uuid.uuid4().hex[:12]
-    client.create_bucket(Bucket=bucket)
-    options = dict(bucket=bucket, endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
-    return client, options
 
 
 def seed(db, comments=300, visits=2000):
