@@ -38,7 +38,6 @@ MARKER = "webstack.ops scratch restore"
 # Servers, databases, backups
 
 
-
 def seed(db, comments=300, visits=2000):
     """The guide's tables, an index, a foreign key, a view and a second schema."""
     db.execute(
