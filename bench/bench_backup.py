@@ -9,12 +9,12 @@ stopped by PID at the end). In one run, interleaved, wall-clock of each command:
   guide            pg_dump DB | gzip > FILE, then FILE uploaded with boto3's upload_file
                    (the s3transfer code of `aws s3 cp`, without the CLI's start-up)
   s3_backup        python -m ansible_collections.webstack.ops.plugins.modules.s3_backup ARGS.json (defaults)
-  s3_backup_l1     the same with compression_level: 1
-  s3_backup_plain  the same with format: plain
+  s3_backup_l3     the same with compression_level: 3 (zstd's own default)
+  s3_backup_custom the same with format: custom
   backend          the module's backend (_s3_backup.run_backup) called without Ansible, timed in its process
   playbook         s3_backup as one task of ansible-playbook (Ansible's own overhead)
-  fc, fc0_zstd3, zstd3, zstd1   reference pipelines to a file, no upload: pg_dump -Fc; pg_dump -Fc -Z0 | zstd -3 -T2
-                   (s3_backup's pipeline in the shell); pg_dump | zstd -3 -T2; pg_dump | zstd -1 -T2
+  fc, zstd3, zstd2, zstd1   reference pipelines to a file, no upload: pg_dump -Fc; pg_dump | zstd -N -T2
+                   (zstd2: s3_backup's pipeline in the shell)
 
 Ratios are to the plain dump's rate (plain seconds / variant seconds). The CPU
 time of each run is split into the PostgreSQL backend, the client side (pg_dump,
@@ -104,19 +104,19 @@ runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
 """
 
 # The module's backend called directly, without Ansible (no AnsibleModule, no version check, no manifest): the
-# pg_dump command line s3_backup builds with its defaults (custom format, pg_dump's compression off, zstd level 3 on
-# every CPU, 8 MiB parts, 4 at a time). Prints its in-process seconds and peak RSS as JSON.
+# pg_dump command line s3_backup builds with its defaults (plain format, zstd level 2 on every CPU, 8 MiB parts,
+# 4 at a time). Prints its in-process seconds and peak RSS as JSON.
 BACKEND_DRIVER = """\
 import json, re, sys, time
 from ansible_collections.webstack.ops.plugins.module_utils import _s3, _s3_backup as backend
 p = json.load(open(sys.argv[1]))
-argv = ["pg_dump", "--format=custom", "--compress=0", "--no-password", "--username", p["login_user"],
+argv = ["pg_dump", "--format=plain", "--no-password", "--username", p["login_user"],
         "--dbname", p["login_db"], "--host", p["login_host"], "--port", str(p["login_port"])]
 client = _s3.s3_client(p, max_pool_connections=6)
 started = time.perf_counter()
 source = backend.Runner({"PGPASSWORD": p["login_password"]}).start(argv)
 stats = backend.run_backup(client, p, bucket=p["bucket"], key=p["key"], source=source, extra_args={},
-                           compress=backend.compressor("zstd", 3, -1), part_size=8 << 20, concurrency=4)
+                           compress=backend.compressor("zstd", 2, -1), part_size=8 << 20, concurrency=4)
 stats["seconds"] = time.perf_counter() - started
 stats["rss_kb"] = int(re.search(r"VmHWM:\\s*(\\d+) kB", open("/proc/self/status").read()).group(1))
 print(json.dumps(stats))
@@ -363,7 +363,9 @@ def module_backup(extra=None):
         head = bench.client.head_object(Bucket=BUCKET, Key=result["key"])
         if head["ContentLength"] != result["size"]:
             raise BenchError("s3_backup reported %s bytes, S3 holds %s" % (result["size"], head["ContentLength"]))
+        manifest = json.loads(bench.client.get_object(Bucket=BUCKET, Key=result["key"] + ".manifest.json")["Body"].read())
         return {"seconds": seconds, "size": result["size"], "raw_size": result.get("raw_size"), "key": result["key"],
+                "format": manifest["format"], "compression": manifest["compression"],
                 "sha256": result.get("sha256"), "duration_s": result.get("duration_s"),
                 "rss_mb": rss_mb}
 
@@ -413,18 +415,18 @@ VARIANTS = {
     "plain": ("`pg_dump DB > /dev/null` (the ceiling)", run_plain),
     "guide": ("the guide: `pg_dump DB \\| gzip > FILE`, then FILE uploaded (boto3 `upload_file`)", run_guide),
     "s3_backup": ("`s3_backup`, defaults (python -m, args file)", module_backup()),
-    "s3_backup_l1": ("`s3_backup`, `compression_level: 1`", module_backup({"compression_level": 1})),
-    "s3_backup_plain": ("`s3_backup`, `format: plain`", module_backup({"format": "plain"})),
+    "s3_backup_l3": ("`s3_backup`, `compression_level: 3`", module_backup({"compression_level": 3})),
+    "s3_backup_custom": ("`s3_backup`, `format: custom`", module_backup({"format": "custom"})),
     "backend": ("the backend alone, no Ansible (`_s3_backup.run_backup`, s3_backup's defaults)", run_backend),
     "playbook": ("`s3_backup` defaults through `ansible-playbook`", run_playbook),
     "fc": ("`pg_dump -Fc DB > FILE` (no upload)", file_pipeline("pg_dump -Fc {conn} {db} > {out}")),
-    "fc0_zstd3": ("`pg_dump -Fc -Z0 DB \\| zstd -3 -T2 > FILE` (s3_backup's pipeline in the shell, no upload)",
-                  file_pipeline("pg_dump -Fc -Z0 {conn} {db} | zstd -q -3 -T2 > {out}")),
     "zstd3": ("`pg_dump DB \\| zstd -3 -T2 > FILE` (no upload)", file_pipeline("pg_dump {conn} {db} | zstd -q -3 -T2 > {out}")),
+    "zstd2": ("`pg_dump DB \\| zstd -2 -T2 > FILE` (s3_backup's pipeline in the shell, no upload)",
+              file_pipeline("pg_dump {conn} {db} | zstd -q -2 -T2 > {out}")),
     "zstd1": ("`pg_dump DB \\| zstd -1 -T2 > FILE` (no upload)", file_pipeline("pg_dump {conn} {db} | zstd -q -1 -T2 > {out}")),
 }
-BACKUP_VARIANTS = ["s3_backup", "s3_backup_l1", "s3_backup_plain", "backend"]
-REFERENCE_VARIANTS = ["fc", "fc0_zstd3", "zstd3", "zstd1"]
+BACKUP_VARIANTS = ["s3_backup", "s3_backup_l3", "s3_backup_custom", "backend"]
+REFERENCE_VARIANTS = ["fc", "zstd3", "zstd2", "zstd1"]
 
 
 def rounds(bench, variants, repeat, keep=()):
@@ -560,7 +562,7 @@ def where_time_goes(data):
                  cpu_total(p), p["cpu_server"], p["cpu_client"], cpu_total(b), b["cpu_server"], b["cpu_client"],
                  b["cpu_client"] - p["cpu_client"], b["cpu_s3"], cores, cpu_total(b), cores, floor, p["seconds"] / floor,
                  p["seconds"])]
-    for name, label in (("zstd1", "zstd -1"), ("zstd3", "zstd -3"), ("fc0_zstd3", "pg_dump -Fc -Z0 | zstd -3")):
+    for name, label in (("zstd1", "zstd -1"), ("zstd2", "zstd -2"), ("zstd3", "zstd -3")):
         if name in med:
             lines.append("For comparison, `%s -T2` to a file: %.1f CPU s on the client side, %.2f s." % (
                 label, med[name]["cpu_client"], med[name]["seconds"]))
@@ -573,29 +575,26 @@ def miss_notes(data):
     missed = {name.split(" ")[0] for name, (_value, met) in data["targets"].items() if not met}
     b = med.get("s3_backup", {})
     if "rate" in missed:
-        seen = ["`compression_level: 1` reaches %.2f of the plain dump" % med["s3_backup_l1"]["ratio_to_plain"]]
-        if "fc0_zstd3" in med:
-            seen.append("the same pipeline in the shell without upload (`fc0_zstd3`) %.2f" % med["fc0_zstd3"]["ratio_to_plain"])
-        notes.append("- Rate: %s. The extra CPU of zstd (and, here, of SeaweedFS) on the cores the PostgreSQL backend and "
-                     "pg_dump already use costs the time (see the CPU column)." % ", ".join(seen))
+        seen = []
+        if "zstd2" in med:
+            seen.append("the same pipeline in the shell without upload (`zstd2`) %.2f" % med["zstd2"]["ratio_to_plain"])
+        if "zstd1" in med:
+            seen.append("`zstd -1` in the shell %.2f" % med["zstd1"]["ratio_to_plain"])
+        notes.append("- Rate: %sthe extra CPU of zstd (and, here, of SeaweedFS) on the cores the PostgreSQL backend and "
+                     "pg_dump already use costs the time (see the CPU column and \"Where the time goes\")." % (
+                         "".join(x + "; " for x in seen)))
     if "output" in missed:
-        framing = (med["fc0_zstd3"]["size"] / med["zstd3"]["size"] - 1) * 100 if {"fc0_zstd3", "zstd3"} <= set(med) else None
-        notes.append("- Size: the custom format with pg_dump's compression off (PostgreSQL 15) writes every row as a block "
-                     "with its own length word (raw %.0f MB against %.0f MB of plain SQL)%s; `format: plain` gives %.1f MB "
-                     "(%.3f of the gzip file)." % (
-                         mb(b["raw_size"]), mb(data["plain_size"]),
-                         ", and zstd -3 of it is %.1f%% larger than of the plain dump" % framing if framing is not None else "",
-                         mb(med["s3_backup_plain"]["size"]) if "s3_backup_plain" in med else float("nan"),
-                         med["s3_backup_plain"]["size_vs_gzip"] if "s3_backup_plain" in med else float("nan")))
+        notes.append("- Size: %.1f MB against the gzip file's %.1f MB; `compression_level: 3` gives %.1f MB." % (
+            mb(b["size"]), mb(med["guide"]["size"]),
+            mb(med["s3_backup_l3"]["size"]) if "s3_backup_l3" in med else float("nan")))
     if "peak" in missed:
-        notes.append("- Memory: %.0f MB of the peak is Python with its imports; with `compression_level: 1` the peak is "
-                     "%.1f MB: zstd's multi-threaded compressor keeps buffers of a few jobs per worker, and its jobs grow "
-                     "with the level's window; the parts in flight add up to concurrency x part size (4 x 8 MiB)." % (
-                         data.get("import_rss_mb", 0), med["s3_backup_l1"]["rss_mb"] if "s3_backup_l1" in med else float("nan")))
+        notes.append("- Memory: %.0f MB of the peak is Python with its imports; the parts in flight add up to concurrency "
+                     "x part size (4 x 8 MiB), and zstd's multi-threaded compressor keeps a few 2 MiB jobs per worker." % (
+                         data.get("import_rss_mb", 0)))
     if "s3_restore" in missed:
         r = data["restore"]
         notes.append("- Restore: the streaming restore alone (`duration_s`) is %.3fx the local one; the other %.1f s of the "
-                     "module are its start-up, the database creation and the row counts of every table." % (
+                     "module are its start-up, the checks before the restore and the database creation." % (
                          r["s3_restore_duration_s"] / r["local_seconds"], r["s3_restore_seconds"] - r["s3_restore_duration_s"]))
     return ["", "Why the misses (from this run's figures):"] + notes if notes else []
 
@@ -668,9 +667,10 @@ def render_section(data):
     if restore:
         lines += [
             "",
-            "Restore of the last s3_backup object into a fresh database (row counts checked), %d interleaved runs, "
+            "Restore of the last s3_backup object into a fresh database (row counts checked afterwards, untimed), %d "
+            "interleaved runs, "
             "medians: s3_restore %.2f s wall-clock (runs %s; its own `duration_s`, the streaming restore without "
-            "start-up, database creation and its row counts: %.2f s) vs `%s` from a local copy of the same object "
+            "start-up, its checks and the database creation: %.2f s) vs `%s` from a local copy of the same object "
             "%.2f s (runs %s): **%.3fx** (streaming part alone: %.3fx)." % (
                 len(restore["runs"]["local"]), restore["s3_restore_seconds"],
                 fmt_s([r["seconds"] for r in restore["runs"]["s3_restore"]]), restore["s3_restore_duration_s"],
@@ -753,7 +753,8 @@ def main(argv=None):  # noqa: PLR0915 - one linear story: build, rounds, large d
             local.unlink()
             if last.get("sha256") and digest != last["sha256"]:
                 raise BenchError("the object's SHA-256 %s differs from the one s3_backup reported %s" % (digest, last["sha256"]))
-            restore = restore_rounds(bench, last["key"], "custom", "zstd", repeat=args.repeat, expected=expected)
+            restore = restore_rounds(bench, last["key"], last["format"], last["compression"], repeat=args.repeat,
+                                     expected=expected)
             restore["local_seconds"] = median([r["seconds"] for r in restore["runs"]["local"]])
             restore["s3_restore_seconds"] = median([r["seconds"] for r in restore["runs"]["s3_restore"]])
             restore["s3_restore_duration_s"] = median([r["duration_s"] for r in restore["runs"]["s3_restore"]])

@@ -23,7 +23,8 @@ description:
     created (marked with the comment C(webstack.ops scratch restore)), or with O(force=true). A forced restore goes into a
     temporary database; only when the restore and every check succeeded are the target's sessions ended and the two
     databases swapped by renaming, and the old one dropped. A failure before that leaves the target untouched.
-  - After the restore, the rows of every user table are counted (RV(row_counts)); O(expect) and O(compare_with_source) check them.
+  - After the restore, with O(count_rows), O(expect) or O(compare_with_source), the rows of every user table are counted
+    (RV(row_counts)) and checked.
   - Any failure drops the database this run restored into, so a failed run restores nothing. The message names the
     stage that failed (choosing the backup, reading the manifest, target, download, decompress, checksum, restore,
     row counts, expect, compare, swap, drop_after, container).
@@ -86,13 +87,22 @@ options:
       - Drop O(target_db) at the end, after the checks. Only with O(scratch=true).
     type: bool
     default: false
+  count_rows:
+    description:
+      - Count the rows of every user table of the restored database (RV(row_counts)).
+      - Counting reads every table once more, which adds a sizeable part of the restore's own time on a large database,
+        so it is off unless asked, or implied by O(expect) or O(compare_with_source).
+    type: bool
+    default: false
   expect:
     description:
+      - Implies O(count_rows).
       - Minimum row counts, as C(table) or C(schema.table) to a number. A table with fewer rows, or missing, fails the task
         and is named in the message.
     type: dict
   compare_with_source:
     description:
+      - Implies O(count_rows).
       - Compare the exact row count of every user table with the source database (O(source_db), else the C(database) of the
         backup's manifest) on the same server and login; RV(differences) lists the tables that differ and the task fails if any.
       - Meaningful right after a backup, or when the source is quiet.
@@ -272,7 +282,9 @@ duration_s:
   type: float
   sample: 42.7
 row_counts:
-  description: Exact row count of every user table of the restored database, by C(schema.table) (partitions in their parent).
+  description:
+    - Exact row count of every user table of the restored database, by C(schema.table) (partitions in their parent).
+    - Empty unless O(count_rows), O(expect) or O(compare_with_source) asked for the counts.
   returned: always (empty before the restore and in check mode)
   type: dict
   sample: {"public.blog_blogcomment": 1200, "public.pages_pagevisit": 480000}
@@ -359,6 +371,7 @@ def main():
         scratch=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
         drop_after=dict(type="bool", default=False),
+        count_rows=dict(type="bool", default=False),
         expect=dict(type="dict"),
         compare_with_source=dict(type="bool", default=False),
         source_db=dict(type="str"),
