@@ -14,7 +14,7 @@ ansible-playbook playbooks/backup.yml -i inventories/sandbox "$@"
 
 cat <<'MSG'
 
-Done: playbooks/weekly.yml (VACUUM ANALYZE where needed) and playbooks/backup.yml (pg_dump in
+Done: playbooks/weekly.yml (VACUUM ANALYZE where needed, the Django cache cleared) and playbooks/backup.yml (pg_dump in
 postgres_db streamed into the sandbox's S3) ran against the sandbox (inventories/sandbox).
   verify the backup: .venv/bin/ansible-playbook playbooks/monthly.yml
   again, dry run:   .venv/bin/ansible-playbook playbooks/weekly.yml --check

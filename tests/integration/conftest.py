@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ansible_run
 
@@ -76,3 +77,47 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class RedisDb:
+    """One database number of the session's Redis, with a client on it and the options the Redis modules take."""
+
+    def __init__(self, server, number):
+        self.server = server
+        self.number = number
+        self.client = redis.Redis(host=server.host, port=server.port, password=server.password, db=number)
+
+    def module_args(self, **overrides):
+        args = dict(login_host=self.server.host, login_port=self.server.port, login_password=self.server.password,
+                    db=self.number)
+        args.update(overrides)
+        return args
+
+
+def empty_redis_db(server, avoid=()):
+    """A database of the session's Redis that holds no key, from the top (tests of other services use 0 and 1)."""
+    admin = redis.Redis(host=server.host, port=server.port, password=server.password)
+    try:
+        used = {int(name[2:]) for name in admin.info("keyspace")}
+    finally:
+        admin.close()
+    number = next(n for n in range(15, 1, -1) if n not in used and n not in avoid)
+    return RedisDb(server, number)
+
+
+@pytest.fixture
+def redis_db(redis_server):
+    """An empty database on the session's Redis, flushed after the test (that database only)."""
+    db = empty_redis_db(redis_server)
+    yield db
+    db.client.flushdb()
+    db.client.close()
+
+
+@pytest.fixture
+def other_redis_db(redis_server, redis_db):
+    """A second empty database, to show that work on redis_db leaves others alone."""
+    db = empty_redis_db(redis_server, avoid=(redis_db.number,))
+    yield db
+    db.client.flushdb()
+    db.client.close()
