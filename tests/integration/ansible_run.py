@@ -55,12 +55,16 @@ def ansible_env(**extra: str) -> dict:
     return env
 
 
-def run_playbook(playbook: str | Path, *args: str, json_output: bool = True, timeout: int = 300) -> PlaybookRun:
-    """ansible-playbook from the checkout's root; with json_output the result is parsed."""
-    env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json") if json_output else ansible_env()
+def run_playbook(
+    playbook: str | Path, *args: str, json_output: bool = True, timeout: int = 300, env: dict | None = None
+) -> PlaybookRun:
+    """ansible-playbook from the checkout's root; with json_output the result is parsed; env adds variables."""
+    extra = dict(env or {})
+    if json_output:
+        extra.setdefault("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), str(playbook), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=ROOT, env=ansible_env(**extra), capture_output=True, text=True, timeout=timeout, check=False,
     )
     report = json.loads(proc.stdout) if json_output and proc.stdout.strip().startswith("{") else {}
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, report)
