@@ -17,10 +17,12 @@ from pathlib import Path
 import boto3
 import docker
 import edge
+import faults
 import orchestrate
 import psycopg2
 import psycopg2.errors
 import pytest
+import redis
 import zstandard
 from ansible_run import ROOT, ansible_env, run_module
 from harness.base import proc_start_time, wait_until
@@ -235,3 +237,56 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
     outputs.append(_playbook("quarterly.yml", state_dir))
     for secret in (pg["password"], s3["secret_key"]):
         assert all(secret not in text for text in outputs)
+
+
+def _daily(state_dir, *args):
+    """daily.yml on the sandbox: (exit status, this host's summary from the run statistics, the output)."""
+    proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), str(ROOT / "playbooks/daily.yml"), *args], cwd=ROOT,
+                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+                          capture_output=True, text=True, timeout=600, check=False)
+    report = json.loads(proc.stdout)
+    summary = report.get("global_custom_stats", {}).get("daily_checks", {}).get("sandbox")
+    assert summary is not None, proc.stdout[-6000:] + proc.stderr[-3000:]
+    return proc.returncode, summary, proc.stdout + proc.stderr
+
+
+def test_daily_checks_are_quiet_on_the_healthy_sandbox_and_critical_on_staged_faults(sandbox):
+    """daily.yml as ops run it: every check on the whole stack, then a 503 /health/, a stopped worker and an error
+    burst staged for real (sandbox/faults.py), seen first under --check (nothing written), then for real."""
+    state_dir, state = sandbox
+    site = state["sandbox"]
+    rc, healthy, out = _daily(state_dir)
+    assert rc == 0 and [a for a in healthy["alerts"] if a["level"] == "crit"] == [], out[-6000:]
+    marks = state_dir / "checks"
+    assert {p.name for p in marks.iterdir()} >= {"container_status.json", "log_scan.json"}
+
+    engine = docker.DockerClient(base_url=state["dockerd"]["base_url"])
+    switch = faults.health_fail(Path(site["settings"]["dirs"]["faults"]) / "health-fail")
+    stopped = faults.stop_container(engine, "celery_worker", timeout=5)
+    faults.error_burst("http://127.0.0.1:%d/error/" % site["settings"]["ports"]["web"], count=5)
+    try:
+        before = {p.name: p.read_bytes() for p in marks.iterdir()}
+        rc, checked, out = _daily(state_dir, "--check", "-e", "daily_checks_health_delay=0.5")
+        assert {p.name: p.read_bytes() for p in marks.iterdir()} == before  # --check keeps the marks
+        rc, found, out = _daily(state_dir, "-e", "daily_checks_health_delay=0.5")
+        assert rc != 0 and "critical:" in out  # the play fails on critical alerts, after reporting them
+        for summary in (checked, found):
+            seen = {(a["source"], a["check"], a["level"]) for a in summary["alerts"]}
+            assert {("health", "http_down", "crit"), ("containers", "container_down", "crit")} <= seen, summary
+            assert any(source == "logs" and check == "log_error" for source, check, _level in seen), summary
+            assert any(source == "celery" and level == "crit" for source, _check, level in seen), summary
+        assert site["postgres"]["password"] not in out and site["redis"]["password"] not in out
+    finally:
+        faults.start_container(engine, stopped)
+        faults.undo_health_fail(switch)
+        engine.close()
+    rc, again, out = _daily(state_dir, "-e", "daily_checks_fail_on_crit=false")
+    assert rc == 0 and not any(a["source"] == "health" for a in again["alerts"]), out[-4000:]
+
+    # The weekly cache care through the app's own command in the web container: a cached page is gone after it.
+    cache = redis.Redis(host="127.0.0.1", port=site["redis"]["port"], password=site["redis"]["password"], db=1)
+    cache.set("webstack:1:views.decorators.cache.cache_page.test", b"cached")
+    weekly = _playbook("weekly.yml", state_dir, "-e", "weekly_cache_method=command")
+    assert '"command_output": "cache cleared: 1 keys removed' in weekly, weekly[-3000:]  # the app's own report
+    assert cache.exists("webstack:1:views.decorators.cache.cache_page.test") == 0
+    cache.close()
