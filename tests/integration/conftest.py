@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 import uuid
 from pathlib import Path
 
 import boto3
+import docker
 import psycopg2
 import pytest
 import redis
@@ -121,3 +123,21 @@ def other_redis_db(redis_server, redis_db):
     yield db
     db.client.flushdb()
     db.client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_engine):
+    """A Docker SDK client of the session's test engine."""
+    client = docker.DockerClient(base_url=docker_engine.base_url, timeout=600)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client):
+    """The sandbox's small Debian base image (built by debootstrap once, then cached), for test containers."""
+    import containers  # noqa: PLC0415 - only the Docker tests need the image builder
+
+    if shutil.which("debootstrap") is None and not any(containers.DEFAULT_CACHE_DIR.glob("base-bookworm-*.tar")):
+        pytest.skip("no debootstrap and no cached base rootfs")
+    return containers.ensure_base_image(docker_client, log=print)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
 
-import docker
 import faults
 import pytest
 from ansible_run import run_module
@@ -20,36 +18,18 @@ SECOND = 1_000_000_000  # Docker's health check durations are in nanoseconds
 LOOP = ["python3", "-c", "import time\nwhile True: time.sleep(1)"]
 
 
-@pytest.fixture(scope="module")
-def client(docker_engine) -> Iterator[docker.DockerClient]:
-    docker_client = docker.DockerClient(base_url=docker_engine.base_url, timeout=120)
-    try:
-        yield docker_client
-    finally:
-        docker_client.close()
-
-
-@pytest.fixture(scope="module")
-def base_image(client) -> str:
-    import containers  # noqa: PLC0415 - only the Docker tests need the image builder
-
-    if shutil.which("debootstrap") is None and not any(containers.DEFAULT_CACHE_DIR.glob("base-bookworm-*.tar")):
-        pytest.skip("no debootstrap and no cached base rootfs")
-    return containers.ensure_base_image(client, log=print)
-
-
 def health(test):
     return {"test": ["CMD", test], "interval": SECOND, "timeout": SECOND, "retries": 1, "start_period": 0}
 
 
 @pytest.fixture
-def project(client, base_image, docker_engine) -> Iterator[SimpleNamespace]:
+def project(docker_client, base_image, docker_engine) -> Iterator[SimpleNamespace]:
     """A compose-labelled project: web (healthy), worker (no health check), sick (its health check fails)."""
     name = "cs%s" % uuid.uuid4().hex[:8]
     made = {}
     try:
         for service, check in (("web", "true"), ("worker", None), ("sick", "false")):
-            made[service] = client.containers.run(
+            made[service] = docker_client.containers.run(
                 base_image, LOOP, name="%s-%s" % (name, service), detach=True, network_mode="none",
                 restart_policy={"Name": "unless-stopped"}, mem_limit="256m", memswap_limit="256m",
                 healthcheck=health(check) if check else None,
@@ -98,7 +78,7 @@ def test_healthy_containers_report_state_and_one_stats_sample(project, tmp_path)
     assert saved["containers"][web] == {"restart_count": 0, "started_at": found[web]["started_at"]}
 
 
-def test_staged_faults_raise_their_alerts_and_check_mode_keeps_the_state(client, project, tmp_path):
+def test_staged_faults_raise_their_alerts_and_check_mode_keeps_the_state(docker_client, project, tmp_path):
     state_file = tmp_path / "state.json"
     args = dict(project=project.name, names=["%s-gone" % project.name], docker_host=project.docker_host,
                 state_file=str(state_file), stats=False)
@@ -108,8 +88,8 @@ def test_staged_faults_raise_their_alerts_and_check_mode_keeps_the_state(client,
     assert first["level"] == "crit" and len(first["containers"]) == 3
     before = state_file.read_text()
 
-    faults.stop_container(client, "%s-worker" % project.name, timeout=1)
-    oom = faults.oom_container(client, "%s-web" % project.name, limit="24m")
+    faults.stop_container(docker_client, "%s-worker" % project.name, timeout=1)
+    oom = faults.oom_container(docker_client, "%s-web" % project.name, limit="24m")
     assert oom["after"]["oom_killed"] is True
 
     time.sleep(1.1)  # a later second: check mode must not move the state file's time

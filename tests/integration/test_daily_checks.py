@@ -34,7 +34,7 @@ def health_url():
     server.server_close()
 
 
-def inventory(tmp_path, pg_db, redis_server, health_url, free_port, log):
+def inventory(tmp_path, pg_db, redis_server, *, health_url, free_port, log):
     host = dict(
         ansible_connection="local", ansible_python_interpreter=sys.executable, prerequisites_method="none",
         webstack_postgres_host=pg_db.server.host, webstack_postgres_port=pg_db.server.port,
@@ -58,7 +58,7 @@ def summary(run):
 def test_daily_playbook_runs_every_check_reports_and_fails_on_critical(tmp_path, pg_db, redis_server, health_url, free_port):
     log = tmp_path / "django.log"
     log.write_text("".join("2026-11-29 06:00:0%d,123 ERROR django.request Internal Server Error: /error/\n" % i for i in range(3)))
-    inv = inventory(tmp_path, pg_db, redis_server, health_url, free_port, log)
+    inv = inventory(tmp_path, pg_db, redis_server, health_url=health_url, free_port=free_port, log=log)
 
     run = run_playbook("playbooks/daily.yml", "-i", inv)
     assert run.rc != 0, run.output  # the unreachable Docker engine is critical

@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import containers  # sandbox/containers.py
-import docker
 import pytest
 from ansible_run import ROOT, run_module, run_module_full, run_playbook
 from harness import NginxServer
@@ -323,16 +321,9 @@ def test_an_unreadable_log_fails_naming_it_and_what_to_do(tmp_path):
         private.chmod(0o700)
 
 
-@pytest.fixture(scope="module")
-def docker_client(docker_engine):
-    client = docker.DockerClient(base_url=docker_engine.base_url, timeout=120)
-    yield client
-    client.close()
-
-
-def test_container_logs_counted_once_with_the_state_file(docker_engine, docker_client, tmp_path):
+def test_container_logs_counted_once_with_the_state_file(docker_engine, docker_client, base_image, tmp_path):
     """Needs the session's Docker engine (sandbox base image)."""
-    image = containers.ensure_base_image(docker_client)
+    image = base_image
     script = ('echo "2026-11-29 10:00:00,000 ERROR django.request Internal Server Error: /error/"; '
               'echo "INFO fine"; echo "2026-11-29 10:00:01,000 WARNING webstack.requests slow request GET /slow/ 200 1500 ms" >&2')
     container = docker_client.containers.run(image, ["sh", "-c", script], name="log-scan-" + uuid.uuid4().hex[:8],

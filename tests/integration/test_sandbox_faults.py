@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -19,8 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
-import docker
-import docker.errors
 import edge
 import faults
 import psycopg2
@@ -264,22 +261,9 @@ def test_health_fail_creates_and_removes_the_switch_file(tmp_path):
 # Containers.
 
 
-@pytest.fixture(scope="module")
-def client(docker_engine) -> Iterator[docker.DockerClient]:
-    docker_client = docker.DockerClient(base_url=docker_engine.base_url, timeout=120)
-    try:
-        yield docker_client
-    finally:
-        docker_client.close()
-
-
-@pytest.fixture(scope="module")
-def base_image(client) -> str:
-    import containers  # noqa: PLC0415 - only these tests need the image builder
-
-    if shutil.which("debootstrap") is None and not any(containers.DEFAULT_CACHE_DIR.glob("base-bookworm-*.tar")):
-        pytest.skip("no debootstrap and no cached base rootfs")
-    return containers.ensure_base_image(client, log=print)
+@pytest.fixture
+def client(docker_client):
+    return docker_client
 
 
 @pytest.fixture
