@@ -200,6 +200,9 @@ def normal_alert(raw):
                 message=clip(raw.get("message") or raw["check"]))
 
 
+ASYNC_STATUS = ("ansible.builtin.async_status", "ansible.legacy.async_status", "async_status")
+
+
 class Run:
     """What the report knows of one ansible-playbook run, filled by the callback as results arrive."""
 
@@ -208,6 +211,7 @@ class Run:
         self.run_id = "%s-%s" % (self.started.strftime("%Y%m%dT%H%M%SZ"), uuid.uuid4().hex[:8])
         self.playbooks = []
         self.hosts = {}
+        self.jobs = {}  # (host, async job id) -> (the module it runs, its task)
 
     def host(self, name):
         return self.hosts.setdefault(name, dict(level=OK, checks={}, alerts=[], figures={}, failed_tasks=[], stats={}))
@@ -225,6 +229,8 @@ class Run:
 
     def add_result(self, host_name, task, action, result, *, failed=False, ignored=False):
         """One task result (the callback's dict); failed=True for a failed task, ignored when its errors are ignored."""
+        if self._async(host_name, task, action, result):
+            return
         host = self.host(host_name)
         action = action or ""
         column = short_name(action)
@@ -239,6 +245,22 @@ class Run:
                 self._add_item(host, item, task=task, action=action, column=column, known=known)
         if failed:
             self._add_failure(host, result, task=task, action=action, column=column, hidden=hidden, ignored=ignored)
+
+    def _async(self, host_name, task, action, result):
+        """Checks started in the background (async, poll 0) report through async_status: each job's module is
+        remembered when it starts, and its result read as that module's when async_status returns it finished.
+        True when the result was such a start or such a wait."""
+        if action in ASYNC_STATUS:
+            for item in [result] + [i for i in result.get("results") or [] if isinstance(i, dict)]:
+                job = self.jobs.get((host_name, item.get("ansible_job_id")))
+                if job and item.get("finished"):
+                    # A check that could not run is critical, whatever the wait's ignore_errors says.
+                    self.add_result(host_name, job[1], job[0], item, failed=bool(item.get("failed")))
+            return True
+        if result.get("ansible_job_id") and result.get("started") and not result.get("finished"):
+            self.jobs[(host_name, result["ansible_job_id"])] = (action, task)
+            return True
+        return False
 
     def _add_item(self, host, item, *, task, action, column, known):
         if item.get("skipped"):

@@ -76,6 +76,27 @@ def test_board_columns_levels_and_failures():
     assert rows[1]["cells"][3]["detail"] == "the result is hidden by no_log (Hidden)" and rows[0]["cells"][1] is None
 
 
+def test_checks_run_in_the_background_count_as_their_modules():
+    """daily_checks starts its checks with async/poll 0 and waits with async_status: the report follows each job."""
+    run = report.Run(started=START)
+    run.add_result("box", "Check Redis", "webstack.ops.redis_stats", {"ansible_job_id": "j1.1", "started": 1, "finished": 0})
+    run.add_result("box", "Check disk", "webstack.ops.disk_usage", {"ansible_job_id": "j2.1", "started": 1, "finished": 0})
+    run.add_result("box", "Check PostgreSQL", "webstack.ops.pg_health", {"ansible_job_id": "j3.1", "started": 1, "finished": 0})
+    run.add_result("box", "Wait for the checks", "ansible.builtin.async_status", {"results": [
+        {"ansible_job_id": "j1.1", "finished": 1, "level": "warn", "stats": {"hit_rate": 0.5}, "memory": {"used": 10},
+         "alerts": [alert("redis_hit_rate", "warn", "hit rate 0.5")]},
+        {"ansible_job_id": "j2.1", "finished": 1, "level": "ok", "alerts": [], "filesystems": [{"mount": "/", "used_percent": 40.0}]},
+        {"ansible_job_id": "j3.1", "finished": 1, "failed": True, "msg": "password authentication failed"},
+    ]}, failed=True, ignored=True)
+    run.add_result("box", "Remove the job files", "ansible.builtin.async_status", {"results": [{"ansible_job_id": "j1.1", "erased": "x"}]})
+    data = run.report("Daily", check_mode=False)
+
+    host = data["hosts"]["box"]
+    assert {c: v["level"] for c, v in host["checks"].items()} == {"redis_stats": "warn", "disk_usage": "ok", "pg_health": "crit"}
+    assert host["figures"]["redis_hit_rate"]["value"] == 0.5 and host["figures"]["disk_used_percent:/"]["value"] == 40.0
+    assert [a["message"] for a in host["alerts"]] == ["task Check PostgreSQL failed: password authentication failed", "hit rate 0.5"]
+
+
 def test_the_page_escapes_what_modules_return():
     run = report.Run(started=START)
     run.add_result('db"1', "<b>task</b>", "acme.x.y", {"alerts": [alert("<img>", "warn", "<script>alert(1)</script> & more")]})
