@@ -76,6 +76,8 @@ def test_daily_playbook_runs_every_check_reports_and_fails_on_critical(tmp_path,
     assert sorted(ran) == ["containers", "database", "disk", "health", "logs", "redis"]  # no Flower, no broker: no Celery
     assert ran["health"]["status"] == 200 and ran["database"]["database_size"] > 0 and ran["redis"]["version"]
     assert "critical: could not check containers" in run.output
+    changed = [t["task"]["name"] for play in run.report["plays"] for t in play["tasks"] if t["hosts"].get("box", {}).get("changed")]
+    assert changed == []  # the checks only read
     assert pg_db.server.password not in run.output and redis_server.password not in run.output
     marks = {p.name: p.read_bytes() for p in (tmp_path / "marks").iterdir()}
     assert "log_scan.json" in marks
