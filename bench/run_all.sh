@@ -19,6 +19,8 @@ benchmarks=(
   bench/bench_datagen.py
   bench/bench_pg_maintenance.py
   bench/bench_backup.py
+  bench/bench_retention.py
+  bench/bench_daily.py
 )
 
 status=0

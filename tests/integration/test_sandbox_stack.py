@@ -239,10 +239,10 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
         assert all(secret not in text for text in outputs)
 
 
-def _daily(state_dir, *args):
+def _daily(state_dir, *args, **env):
     """daily.yml on the sandbox: (exit status, this host's summary from the run statistics, the output)."""
     proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), str(ROOT / "playbooks/daily.yml"), *args], cwd=ROOT,
-                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", **env),
                           capture_output=True, text=True, timeout=600, check=False)
     report = json.loads(proc.stdout)
     summary = report.get("global_custom_stats", {}).get("daily_checks", {}).get("sandbox")
@@ -268,8 +268,14 @@ def test_daily_checks_are_quiet_on_the_healthy_sandbox_and_critical_on_staged_fa
         before = {p.name: p.read_bytes() for p in marks.iterdir()}
         rc, checked, out = _daily(state_dir, "--check", "-e", "daily_checks_health_delay=0.5")
         assert {p.name: p.read_bytes() for p in marks.iterdir()} == before  # --check keeps the marks
-        rc, found, out = _daily(state_dir, "-e", "daily_checks_health_delay=0.5")
+        reports = state_dir / "reports"
+        rc, found, out = _daily(state_dir, "-e", "daily_checks_health_delay=0.5",
+                                ANSIBLE_CALLBACKS_ENABLED="webstack.ops.maintenance_report", WEBSTACK_REPORT_DIR=str(reports))
         assert rc != 0 and "critical:" in out  # the play fails on critical alerts, after reporting them
+        board = json.loads((reports / "report.json").read_text())["hosts"]["sandbox"]
+        assert board["checks"]["http_check"]["level"] == "crit" and board["checks"]["container_status"]["level"] == "crit"
+        assert {"http_down", "container_down", "log_error"} <= {a["check"] for a in board["alerts"]}
+        assert "celery_worker" in (reports / "report.html").read_text()  # the page names the stopped container
         for summary in (checked, found):
             seen = {(a["source"], a["check"], a["level"]) for a in summary["alerts"]}
             assert {("health", "http_down", "crit"), ("containers", "container_down", "crit")} <= seen, summary
