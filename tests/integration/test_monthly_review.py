@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from ansible_run import run_playbook
@@ -47,7 +48,13 @@ def review(run):
 
 def test_monthly_review_alerts_on_a_score_drop_and_creates_the_index_once(tmp_path, pg_db):
     site(pg_db)
-    inv = inventory(tmp_path, pg_db, monthly_review_indexes=[INDEX])
+    log = tmp_path / "django.log"  # the app's format: two slow requests this week, one a year ago (outside the window)
+    log.write_text("2025-11-20 10:00:00,000 WARNING webstack.requests slow request GET /old/ 200 1800 ms\n"
+                   + "".join("%s WARNING webstack.requests slow request GET /blog/ 200 %d ms\n" % (
+                       (dt.datetime.now() - dt.timedelta(days=d)).strftime("%Y-%m-%d %H:%M:%S,000"), 1200 + d) for d in (2, 3))
+                   + "%s INFO webstack.requests GET / 200 12 ms\n" % dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S,000"))
+    inv = inventory(tmp_path, pg_db, monthly_review_indexes=[INDEX], monthly_review_log_paths=[str(log)],
+                    monthly_review_slow_requests_warn=2)
     play = playbook(tmp_path)
 
     check = run_playbook(play, "-i", inv, "--check")
@@ -65,10 +72,12 @@ def test_monthly_review_alerts_on_a_score_drop_and_creates_the_index_once(tmp_pa
     trend = {u["url"]: u for u in summary["lighthouse_trend"]}
     assert trend["https://example.test/about/"]["drop"] == 3.0 and trend["https://example.test/about/"]["previous_runs"] == 3
     assert summary["statements"]["available"] is True and 0 < len(summary["statements"]["by_total"]) <= 10
-    assert summary["slow_requests"].startswith("not reviewed yet")
+    assert summary["slow_requests"]["count"] == 2 and summary["slow_requests"]["top"][0]["count"] == 2
+    [slow] = [a for a in summary["alerts"] if a["check"] == "log_slow_request"]
+    assert slow["level"] == "warn" and slow["value"] == 2
     lines = run.task_result("Print the review", "dbhost")["msg"]
     assert "index %s: created" % INDEX["name"] in lines
-    assert "slow requests from the web logs: not reviewed yet (a later addition, with the log_scan module)" in lines
+    assert any(line.startswith("slow requests in the web logs since ") and line.endswith(": 2") for line in lines)
     assert any(line.startswith("WARN: Lighthouse performance_score of https://example.test/ dropped 10.0") for line in lines)
     assert pg_db.server.password not in run.output
 
@@ -83,5 +92,6 @@ def test_monthly_review_notes_what_it_cannot_read(tmp_path, pg_db):
     assert run.rc == 0, run.output
     summary = review(run)
     assert summary["alerts"] == [] and summary["level"] == "ok" and summary["lighthouse_trend"] == []
+    assert summary["slow_requests"] is None  # no log to read on this host
     assert any("no table utils_lighthouseresult in database %s" % pg_db.name in n for n in summary["notes"])
     assert any("pg_stat_statements is not installed" in n for n in summary["notes"])
