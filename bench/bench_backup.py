@@ -576,6 +576,13 @@ def miss_notes(data):
     b = med.get("s3_backup", {})
     if "rate" in missed:
         seen = []
+        if b.get("duration_s"):
+            seen.append("s3_backup's streaming alone (its `duration_s`, without the %.2f s of start-up, imports, version and "
+                        "bucket checks) %.2f" % (b["seconds"] - b["duration_s"], med["plain"]["seconds"] / b["duration_s"]))
+        large = (data.get("large") or {}).get("medians", {})
+        if "s3_backup" in large:
+            seen.append("at %.2f GB, where that fixed cost weighs less, %.2f" % (
+                data["large"]["size_gb"], large["s3_backup"]["ratio_to_plain"]))
         if "zstd2" in med:
             seen.append("the same pipeline in the shell without upload (`zstd2`) %.2f" % med["zstd2"]["ratio_to_plain"])
         if "zstd1" in med:
