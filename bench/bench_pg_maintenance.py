@@ -28,12 +28,9 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +46,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 import datagen  # noqa: E402
+from _common import log, machine, median, record  # noqa: E402
 from harness import PostgresServer  # noqa: E402
 from harness.postgres import BIN as PG_BIN  # noqa: E402
 
@@ -64,10 +62,6 @@ STATS_TIMEOUT = 30.0
 
 class BenchError(RuntimeError):
     """The benchmark's preconditions or checks failed: its figures would mean nothing."""
-
-
-def log(msg):
-    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
 def table_name(i):
@@ -369,30 +363,6 @@ def run_playbook(cluster, workdir, dirty):
 # ---------------------------------------------------------------- report
 
 
-def machine():
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-        cpu = found.group(1).strip() if found else cpu
-    mem = ""
-    with contextlib.suppress(OSError):
-        found = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
-        mem = "%.0f GiB RAM" % (int(found.group(1)) / 2**20) if found else ""
-    debian = ""
-    with contextlib.suppress(OSError):
-        debian = "Debian " + Path("/etc/debian_version").read_text().strip()
-    try:
-        from ansible.release import __version__ as ansible_version  # noqa: PLC0415 - only for the report
-    except ImportError:
-        ansible_version = "?"
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "os": "%s, Linux %s" % (debian, platform.release()),
-            "python": platform.python_version(), "ansible_core": ansible_version}
-
-
-def median(values):
-    return statistics.median(values) if values else float("nan")
-
-
 def digest(infos):
     """The module's own figures over the runs: counts of the last run, median of its statement time."""
     summary = dict(infos[-1])
@@ -450,14 +420,6 @@ def render_section(data):
         "<!-- bench:%s:end -->" % NAME,
     ]
     return "\n".join(lines) + "\n"
-
-
-def record(section, path=BENCH / "RESULTS.md", name=NAME):
-    """Replace the benchmark's section of RESULTS.md (between its bench:NAME markers), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by the benchmarks' `--record`.\n"
-    pattern = re.compile(r"<!-- bench:%s:start -->.*?<!-- bench:%s:end -->\n?" % (re.escape(name), re.escape(name)), re.DOTALL)
-    text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 # ---------------------------------------------------------------- main
@@ -591,7 +553,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear story: build, runs, checks, r
     print()
     print(section)
     if args.record:
-        record(section)
+        record(section, NAME)
         log("recorded in %s" % (BENCH / "RESULTS.md"))
     if args.enforce and not data["target_met"]:
         return 3
