@@ -97,3 +97,20 @@ def run_module_full(
             flags.append("--diff")
         run = run_playbook(playbook, *flags)
     return run.task_result("under test"), run
+
+
+def sandbox_playbook(name: str, state_dir: str | Path, *args: str, **env: str) -> str:
+    """playbooks/<name> on the sandbox inventory of the stack in state_dir; asserts success, returns the output."""
+    proc = subprocess.run([str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / name), *args], cwd=ROOT,
+                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir), **env), capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def stackctl(*args: str, state_dir: str | Path) -> str:
+    """sandbox/stackctl as `make sandbox-up` runs it, on a state dir of the test's own."""
+    proc = subprocess.run([sys.executable, str(ROOT / "sandbox/stackctl"), *args, "--state-dir", str(state_dir)],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import pytest
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ansible_run
+
+from ansible_run import stackctl  # noqa: E402
 
 
 class Database:
@@ -141,3 +145,19 @@ def base_image(docker_client):
     if shutil.which("debootstrap") is None and not any(containers.DEFAULT_CACHE_DIR.glob("base-bookworm-*.tar")):
         pytest.skip("no debootstrap and no cached base rootfs")
     return containers.ensure_base_image(docker_client, log=print)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The whole stack, once per session: (state dir, state.json). Outside /root and pytest's temp: postgres must enter it.
+
+    Every test that stages a fault on it undoes the fault before it ends: the next test finds the stack healthy.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-sandbox-", dir="/var/tmp"))
+    state_dir.chmod(0o711)
+    try:
+        stackctl("up", "sandbox", state_dir=state_dir)
+        yield state_dir, json.loads((state_dir / "state.json").read_text())
+    finally:
+        stackctl("down", state_dir=state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)

@@ -21,33 +21,12 @@ import faults
 import orchestrate
 import psycopg2
 import psycopg2.errors
-import pytest
 import redis
 import zstandard
-from ansible_run import ROOT, ansible_env, run_module
+from ansible_run import ROOT, ansible_env, run_module, sandbox_playbook, stackctl
 from harness.base import proc_start_time, wait_until
 
 GUIDE_CONTAINERS = ["celery_beat", "celery_worker", "flower", "postgres_db", "redis_cache", "website"]
-
-
-def stackctl(*args, state_dir):
-    proc = subprocess.run([sys.executable, str(ROOT / "sandbox/stackctl"), *args, "--state-dir", str(state_dir)],
-                          capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    """The whole stack in a state dir of its own (outside /root and pytest's temp: postgres must enter it)."""
-    state_dir = Path(tempfile.mkdtemp(prefix="webstack-test-sandbox-", dir="/var/tmp"))
-    state_dir.chmod(0o711)
-    try:
-        stackctl("up", "sandbox", state_dir=state_dir)
-        yield state_dir, json.loads((state_dir / "state.json").read_text())
-    finally:
-        stackctl("down", state_dir=state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_the_guides_containers_run_under_their_names(sandbox):
@@ -196,13 +175,6 @@ def _has_marker(site):
     return True
 
 
-def _playbook(name, state_dir, *args):
-    proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), str(ROOT / "playbooks" / name), *args], cwd=ROOT,
-                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir)), capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
 def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox):
     """The guide's backup and recovery on the whole stack, as ops run it: pg_dump and pg_restore in postgres_db,
     the app containers stopped for the restore and started again, the site healthy after."""
@@ -210,7 +182,7 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
     site = state["sandbox"]
     pg, s3 = site["postgres"], site["s3"]
     subprocess.run([sys.executable, str(ROOT / "sandbox/seed.py"), "--state-dir", str(state_dir)], check=True, capture_output=True, timeout=600)
-    _playbook("backup.yml", state_dir)
+    sandbox_playbook("backup.yml", state_dir)
     client = boto3.client("s3", endpoint_url=s3["endpoint_url"], aws_access_key_id=s3["access_key"],
                           aws_secret_access_key=s3["secret_key"], region_name="us-east-1")
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=s3["bucket"], Prefix="postgres/").get("Contents", [])]
@@ -225,16 +197,16 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
     query("CREATE TABLE made_after_the_backup (note text)")
     engine = docker.DockerClient(base_url=state["dockerd"]["base_url"])
     website_started = engine.containers.get("website").attrs["State"]["StartedAt"]
-    out = _playbook("restore.yml", state_dir, "-e", "restore_force=true")
+    out = sandbox_playbook("restore.yml", state_dir, "-e", "restore_force=true")
     assert query("SELECT to_regclass('public.made_after_the_backup')") == [(None,)]  # the database is the backup's again
     website = engine.containers.get("website")
     assert website.status == "running" and website.attrs["State"]["StartedAt"] != website_started  # stopped, then started
     assert _health(site) == "ok"
     engine.close()
 
-    outputs = [out, _playbook("monthly.yml", state_dir)]
+    outputs = [out, sandbox_playbook("monthly.yml", state_dir)]
     assert query("SELECT count(*) FROM pg_database WHERE datname = 'webstack_backup_verify'") == [(0,)]  # scratch dropped
-    outputs.append(_playbook("quarterly.yml", state_dir))
+    outputs.append(sandbox_playbook("quarterly.yml", state_dir))
     for secret in (pg["password"], s3["secret_key"]):
         assert all(secret not in text for text in outputs)
 
@@ -292,7 +264,7 @@ def test_daily_checks_are_quiet_on_the_healthy_sandbox_and_critical_on_staged_fa
     # The weekly cache care through the app's own command in the web container: a cached page is gone after it.
     cache = redis.Redis(host="127.0.0.1", port=site["redis"]["port"], password=site["redis"]["password"], db=1)
     cache.set("webstack:1:views.decorators.cache.cache_page.test", b"cached")
-    weekly = _playbook("weekly.yml", state_dir, "-e", "weekly_cache_method=command")
+    weekly = sandbox_playbook("weekly.yml", state_dir, "-e", "weekly_cache_method=command")
     assert '"command_output": "cache cleared: 1 keys removed' in weekly, weekly[-3000:]  # the app's own report
     assert cache.exists("webstack:1:views.decorators.cache.cache_page.test") == 0
     cache.close()
