@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -19,7 +20,8 @@ def log(msg):
 
 
 def median(values):
-    return statistics.median(values) if values else float("nan")
+    """The median, None when there is no run (null in the JSON, where NaN would not be valid)."""
+    return statistics.median(values) if values else None
 
 
 def machine():
@@ -49,3 +51,16 @@ def record(section, name, path=BENCH / "RESULTS.md"):
     pattern = re.compile(r"<!-- bench:%s:start -->.*?<!-- bench:%s:end -->\n?" % (re.escape(name), re.escape(name)), re.DOTALL)
     text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def publish(args, data, section, name, met=True):
+    """The end of every benchmark: the run's figures to args.json, its RESULTS.md section printed (and recorded with
+    --record); the exit status, 3 when --enforce is given and a target was missed."""
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    print()
+    print(section)
+    if args.record:
+        record(section, name=name)
+        log("recorded in %s" % (BENCH / "RESULTS.md"))
+    return 3 if getattr(args, "enforce", False) and not met else 0

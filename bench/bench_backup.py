@@ -39,7 +39,6 @@ import os
 import resource
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 import datagen  # noqa: E402
+from _common import median, publish  # noqa: E402
 from bench_pg_maintenance import (  # noqa: E402
     COLLECTIONS,
     BenchError,
@@ -64,7 +64,6 @@ from bench_pg_maintenance import (  # noqa: E402
     handle_signals,
     log,
     machine,
-    record,
     run_main,
     tool,
     write_private,
@@ -121,10 +120,6 @@ stats["seconds"] = time.perf_counter() - started
 stats["rss_kb"] = int(re.search(r"VmHWM:\\s*(\\d+) kB", open("/proc/self/status").read()).group(1))
 print(json.dumps(stats))
 """
-
-
-def median(values):
-    return statistics.median(values) if values else None
 
 
 def mb(n):
@@ -789,17 +784,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear story: build, rounds, large d
         data["notes"].append("`s3_backup` was not there yet (plugins/modules/s3_backup.py): baselines only.")
     elif not has_restore:
         data["notes"].append("`s3_restore` was not there yet (plugins/modules/s3_restore.py): no restore figures.")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    section = render_section(data)
-    print()
-    print(section)
-    if args.record:
-        record(section, name=NAME)
-        log("recorded in %s" % (BENCH / "RESULTS.md"))
-    if args.enforce and not all(met for _value, met in data["targets"].values()):
-        return 3
-    return 0
+    return publish(args, data, render_section(data), NAME, met=all(met for _value, met in data["targets"].values()))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BENCH, ROOT, log, machine, median, record
+from _common import BENCH, ROOT, log, machine, median, publish
 
 NAME = "daily"
 TARGET_SECONDS = 30
@@ -196,13 +196,8 @@ def main(argv=None):
         shutil.rmtree(state_dir, ignore_errors=True)
     data.update(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
                 command="python bench/bench_daily.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2) + "\n")
-    section = render(data)
-    print(section)
-    if args.record:
-        record(section, NAME)
+    return publish(args, data, render(data), NAME)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

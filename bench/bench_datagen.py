@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shlex
 import shutil
 import statistics
@@ -32,7 +31,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 import datagen  # noqa: E402
-from bench_pg_maintenance import handle_signals, log, machine, record, run_main  # noqa: E402
+from _common import publish  # noqa: E402
+from bench_pg_maintenance import handle_signals, log, machine, run_main  # noqa: E402
 from harness import PostgresServer  # noqa: E402
 
 NAME = "datagen"
@@ -138,15 +138,7 @@ def main(argv=None):
         "tables": figures,
         "command": "python bench/bench_datagen.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2) + "\n")
-    section = render_section(data)
-    print()
-    print(section)
-    if args.record:
-        record(section, name=NAME)
-        log("recorded in %s" % (BENCH / "RESULTS.md"))
-    return 0
+    return publish(args, data, render_section(data), NAME)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 import datagen  # noqa: E402
-from _common import log, machine, median, record  # noqa: E402
+from _common import log, machine, median, publish  # noqa: E402
 from harness import PostgresServer  # noqa: E402
 from harness.postgres import BIN as PG_BIN  # noqa: E402
 
@@ -547,17 +547,7 @@ def main(argv=None):  # noqa: PLR0915 - one linear story: build, runs, checks, r
         "playbook_result": digest(results["playbook"]) if "playbook" in results else None,
         "command": "python bench/bench_pg_maintenance.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    section = render_section(data)
-    print()
-    print(section)
-    if args.record:
-        record(section, NAME)
-        log("recorded in %s" % (BENCH / "RESULTS.md"))
-    if args.enforce and not data["target_met"]:
-        return 3
-    return 0
+    return publish(args, data, render_section(data), NAME, met=data["target_met"])
 
 
 if __name__ == "__main__":

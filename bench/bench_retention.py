@@ -35,7 +35,6 @@ import os
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "sandbox"))
 
 import datagen  # noqa: E402
+from _common import median, publish  # noqa: E402
 from bench_pg_maintenance import (  # noqa: E402
     COLLECTIONS,
     BenchError,
@@ -58,7 +58,6 @@ from bench_pg_maintenance import (  # noqa: E402
     handle_signals,
     log,
     machine,
-    record,
     run_main,
     write_private,
 )
@@ -96,10 +95,6 @@ with connection.execute_wrapper(capture):
     seconds = time.perf_counter() - started
 print(json.dumps({"rows": deleted, "cutoff": cutoff.isoformat(), "in_process_s": seconds, "statements": statements}))
 """ % DAYS
-
-
-def median(values):
-    return statistics.median(values) if values else None
 
 
 # ---------------------------------------------------------------- server and data
@@ -492,17 +487,7 @@ def main(argv=None):
         "command": "python bench/bench_retention.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
     }
     data["targets"] = targets(med)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    section = render_section(data)
-    print()
-    print(section)
-    if args.record:
-        record(section, name=NAME)
-        log("recorded in %s" % (BENCH / "RESULTS.md"))
-    if args.enforce and not all(met for _text, met in data["targets"].values()):
-        return 3
-    return 0
+    return publish(args, data, render_section(data), NAME, met=all(met for _text, met in data["targets"].values()))
 
 
 if __name__ == "__main__":

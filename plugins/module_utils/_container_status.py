@@ -11,10 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import errno
-import json
 import os
 import re
-import tempfile
 
 from ansible_collections.webstack.ops.plugins.module_utils._alerts import CRIT, WARN, alert
 from ansible_collections.webstack.ops.plugins.module_utils._docker import docker
@@ -23,7 +21,7 @@ COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 KMSG = "/dev/kmsg"
 KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
-STATE_VERSION = 1
+STATE_KIND = "container_status"
 
 
 def utcnow():
@@ -150,31 +148,10 @@ def boot_time():
     raise RuntimeError("no btime in /proc/stat")
 
 
-def load_state(path):
-    """The previous run's figures, {} when there is no state file yet."""
-    try:
-        with open(path) as handle:
-            state = json.load(handle)
-    except FileNotFoundError:
-        return {}
-    return state if isinstance(state, dict) and state.get("version") == STATE_VERSION else {}
-
-
-def save_state(path, checked_at, containers):
-    """Written whole to a temporary file then renamed, so a killed run never leaves half a state."""
-    state = dict(version=STATE_VERSION, checked_at=checked_at.isoformat(),
-                 containers={c["name"]: dict(restart_count=c["restart_count"], started_at=c["started_at"]) for c in containers})
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".container_status.")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(state, out, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def new_state(checked_at, containers):
+    """What the next run compares with: when this one ran, each container's restart count and start time."""
+    return dict(kind=STATE_KIND, version=1, checked_at=checked_at.isoformat(),
+                containers={c["name"]: dict(restart_count=c["restart_count"], started_at=c["started_at"]) for c in containers})
 
 
 def previous_check(state):

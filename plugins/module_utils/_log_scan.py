@@ -19,22 +19,11 @@ import json
 import os
 import re
 import time
-import traceback
 import zlib
 
 from ansible_collections.webstack.ops.plugins.module_utils._alerts import CRIT, WARN, alert
+from ansible_collections.webstack.ops.plugins.module_utils._docker import DockerError, connect, docker
 from ansible_collections.webstack.ops.plugins.module_utils._state_file import StateFileError, load_state
-
-try:
-    import docker
-    import docker.errors
-except ImportError:
-    docker = None
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-else:
-    DOCKER_IMPORT_ERROR = None
-
-DOCKER_HINT = "on Debian/Ubuntu install python3-docker, elsewhere pip install docker"
 
 # The guide's greps. auth_failure and admin_post read nginx's (and gunicorn's) combined access log format, where
 # the status and the body size follow the quoted request line (nginx escapes quotes inside it as \x22):
@@ -645,14 +634,11 @@ def scan_container(scanner, tally, container, since_key):
 
 
 def docker_client(docker_host, timeout):
-    """A Docker SDK client for docker_host (None: DOCKER_HOST and the default socket), version negotiated."""
+    """A Docker SDK client for docker_host (None: DOCKER_HOST and the default socket), checked with a ping."""
     try:
-        if docker_host:
-            return docker.DockerClient(base_url=docker_host, timeout=timeout)
-        return docker.from_env(timeout=timeout)
-    except docker.errors.DockerException as exc:
-        raise ScanError("cannot reach the Docker engine at %s: %s. Check docker_host and that the user may use its "
-                        "socket" % (docker_host or "DOCKER_HOST or the default socket", exc)) from exc
+        return connect(docker_host, timeout)
+    except DockerError as exc:
+        raise ScanError(str(exc)) from None
 
 
 def read_container(scanner, tally, client, name, since_key):

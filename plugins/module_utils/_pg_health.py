@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ansible_collections.webstack.ops.plugins.module_utils._alerts import CRIT, WARN, alert
-from ansible_collections.webstack.ops.plugins.module_utils._postgres import psycopg2, set_timeouts, sql
+from ansible_collections.webstack.ops.plugins.module_utils._postgres import connected, psycopg2, set_timeouts, sql
 
 CHECKS = ("database_size", "connections", "activity", "database_stats", "dead_tuples", "wraparound",
           "statements", "indexes", "seq_scans")
@@ -322,7 +322,7 @@ class Health:
             try:
                 facts.update(getattr(self, "check_" + check)())
             except psycopg2.Error as exc:
-                if not self.connected():
+                if not connected(self.conn):
                     raise ConnectionLost(str(exc).strip()) from exc
                 self.failed.append(dict(check=check, error=str(exc).strip()))
         if self.failed:
@@ -330,15 +330,6 @@ class Health:
                                      "%d check(s) could not run: %s" % (len(self.failed), "; ".join(
                                          "%s: %s" % (f["check"], f["error"]) for f in self.failed))))
         return facts
-
-    def connected(self):
-        if self.conn.closed:
-            return False
-        try:
-            self.rows("SELECT 1")
-        except psycopg2.Error:
-            return False
-        return True
 
     def check_database_size(self):
         [(size, pretty)] = self.rows(

@@ -7,7 +7,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ansible_collections.webstack.ops.plugins.module_utils._postgres import psycopg2, qualified_name, set_timeouts, sql
+from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
+    connected,
+    psycopg2,
+    qualified_name,
+    set_timeouts,
+    sql,
+)
 
 ACTIONS = ("analyze", "vacuum", "vacuum_analyze", "vacuum_full")
 
@@ -193,17 +199,6 @@ class Maintenance:
                 skipped.append({"name": parent.qualified, "reason": "partitioned table: no partition changed"})
         return todo, skipped
 
-    def connected(self):
-        """Whether the session still answers (after an error: a timeout, or the server going away)."""
-        if self.conn.closed:
-            return False
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute("SELECT 1")
-        except psycopg2.Error:
-            return False
-        return True
-
     @staticmethod
     def skip_reason(table):
         return "below thresholds: %d dead tuples, %d rows changed since last analyze, %d rows" % (
@@ -222,7 +217,7 @@ class Maintenance:
                 try:
                     cur.execute(self.statement(table))
                 except psycopg2.Error as exc:
-                    if not self.connected():
+                    if not connected(self.conn):
                         raise ConnectionLost(exc, done) from exc
                     failed.append({"name": table.qualified, "error": str(exc).strip()})
                     continue

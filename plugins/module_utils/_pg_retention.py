@@ -13,7 +13,13 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from ansible_collections.webstack.ops.plugins.module_utils._postgres import psycopg2, qualified_name, set_timeouts, sql
+from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
+    connected,
+    psycopg2,
+    qualified_name,
+    set_timeouts,
+    sql,
+)
 
 # Base types a retention column may have, as SQL type names to cast the cutoff to.
 TIME_TYPES = {"timestamptz": "timestamptz", "timestamp": "timestamp", "date": "date"}
@@ -307,7 +313,7 @@ class Retention:
                         cur.execute(capped if limited else plain, params)
                     except psycopg2.Error as exc:
                         report["error"] = str(exc).strip()
-                        if not self.connected():
+                        if not connected(self.conn):
                             raise ConnectionLost(report["error"], report) from exc
                         break
                     took = time.monotonic() - took
@@ -355,7 +361,7 @@ class Retention:
             with self.conn.cursor() as cur:
                 cur.execute(sql.SQL("ANALYZE {}").format(qualified_name(target.schema, target.name)))
         except psycopg2.Error as exc:
-            if not self.connected():
+            if not connected(self.conn):
                 raise ConnectionLost(str(exc).strip()) from exc
             return str(exc).strip()
         return None
@@ -363,14 +369,3 @@ class Retention:
     def set_timeouts(self, lock_timeout_ms, statement_timeout_ms):
         with self.conn.cursor() as cur:
             set_timeouts(cur, lock_timeout_ms, statement_timeout_ms)
-
-    def connected(self):
-        """Whether the session still answers (after an error: a timeout, or the server going away)."""
-        if self.conn.closed:
-            return False
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute("SELECT 1")
-        except psycopg2.Error:
-            return False
-        return True

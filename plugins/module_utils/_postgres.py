@@ -97,6 +97,29 @@ def qualified_name(schema, table):
     return sql.Identifier(schema, table)
 
 
+MAX_TIMEOUT = 2147483  # seconds: PostgreSQL's timeouts are milliseconds in an int
+
+
+def bad_timeouts(params, names=("lock_timeout", "statement_timeout")):
+    """What is wrong with the timeout options (seconds, 0 for none), or None."""
+    for name in names:
+        if params[name] != 0 and not 0.001 <= params[name] <= MAX_TIMEOUT:
+            return "%s must be 0 (no limit) or between 0.001 and %d seconds, got %s" % (name, MAX_TIMEOUT, params[name])
+    return None
+
+
+def connected(conn):
+    """Whether the session still answers (after an error: a timeout, or the server going away)."""
+    if conn.closed:
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    except psycopg2.Error:
+        return False
+    return True
+
+
 def set_timeouts(cursor, lock_timeout_ms, statement_timeout_ms):
     """Session timeouts, so a busy table fails fast instead of hanging the run."""
     cursor.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",

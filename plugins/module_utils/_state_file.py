@@ -45,3 +45,11 @@ def save_state(path, state):
             raise
     except OSError as exc:
         raise StateFileError("cannot write state_file %s: %s" % (path, exc.strerror or exc)) from exc
+
+
+def keep_state(path, new_state, check_mode):
+    """Save new_state (None: nothing to keep) unless in check mode; whether the file was written."""
+    if new_state is None or check_mode:
+        return False
+    save_state(path, new_state)
+    return True

@@ -249,7 +249,7 @@ from ansible_collections.webstack.ops.plugins.module_utils._celery_status import
     read_failures,
     read_workers,
 )
-from ansible_collections.webstack.ops.plugins.module_utils._state_file import StateFileError, load_state, save_state
+from ansible_collections.webstack.ops.plugins.module_utils._state_file import StateFileError, keep_state, load_state
 
 THRESHOLDS = ("min_workers", "queue_warn", "queue_crit", "queue_growth", "failed_warn", "failed_crit")
 
@@ -347,12 +347,10 @@ def main():
         new_state = dict(state, queues=queues if queues is not None else state.get("queues", {}),
                          last_failure=max([since] + [task["failed"] for task in recent]) if recent else state.get("last_failure"))
         would_update = new_state != state
-        if would_update and not module.check_mode:
-            try:
-                save_state(params["state_file"], new_state)
-            except StateFileError as exc:
-                module.fail_json(msg="celery_status: %s." % exc, **figures)
-            updated = True
+        try:
+            updated = keep_state(params["state_file"], new_state if would_update else None, module.check_mode)
+        except StateFileError as exc:
+            module.fail_json(msg="celery_status: %s." % exc, **figures)
     module.exit_json(changed=False, state_updated=updated, state_would_update=would_update, alerts=alerts,
                      level=worst_level(alerts), **figures)
 

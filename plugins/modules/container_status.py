@@ -204,6 +204,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.webstack.ops.plugins.module_utils import _container_status as status
 from ansible_collections.webstack.ops.plugins.module_utils._alerts import worst_level
 from ansible_collections.webstack.ops.plugins.module_utils._docker import DOCKER_HINT, DOCKER_IMPORT_ERROR, DockerError, connect, docker, engine_name
+from ansible_collections.webstack.ops.plugins.module_utils._state_file import StateFileError, keep_state, load_state
 
 
 def run(module):
@@ -223,7 +224,10 @@ def run(module):
     finally:
         client.close()
 
-    previous = status.load_state(params["state_file"]) if params["state_file"] else {}
+    try:
+        previous = load_state(params["state_file"], status.STATE_KIND) if params["state_file"] else {}
+    except StateFileError as exc:
+        module.fail_json(msg="container_status: %s." % exc)
     ooms = None
     if params["kernel_log"]:
         since = status.previous_check(previous) or now - dt.timedelta(hours=params["oom_window_hours"])
@@ -234,14 +238,11 @@ def run(module):
         notes.append("no container carries the label %s=%s" % (status.COMPOSE_PROJECT, params["project"]))
     alerts = status.check(containers, missing, previous, ooms, params["memory_warn_percent"])
 
-    state_updated = False
-    if params["state_file"] and not module.check_mode:
-        try:
-            status.save_state(params["state_file"], now, containers)
-        except OSError as exc:
-            module.fail_json(msg="writing the state file %s failed: %s; check its directory and permissions" % (
-                params["state_file"], exc.strerror or exc))
-        state_updated = True
+    try:
+        state_updated = keep_state(params["state_file"], status.new_state(now, containers) if params["state_file"] else None,
+                                   module.check_mode)
+    except StateFileError as exc:
+        module.fail_json(msg="container_status: %s." % exc)
     module.exit_json(changed=False, containers=containers, kernel_oom=ooms, alerts=alerts, level=worst_level(alerts),
                      state_updated=state_updated, notes=notes)
 

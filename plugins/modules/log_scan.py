@@ -247,17 +247,15 @@ level:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.webstack.ops.plugins.module_utils._alerts import worst_level
+from ansible_collections.webstack.ops.plugins.module_utils._docker import DOCKER_HINT, DOCKER_IMPORT_ERROR, docker
 from ansible_collections.webstack.ops.plugins.module_utils._log_scan import (
     DEFAULT_PATTERNS,
-    DOCKER_HINT,
-    DOCKER_IMPORT_ERROR,
     ScanError,
-    docker,
     docker_client,
     pattern_alerts,
     run_scan,
 )
-from ansible_collections.webstack.ops.plugins.module_utils._state_file import StateFileError, save_state
+from ansible_collections.webstack.ops.plugins.module_utils._state_file import StateFileError, keep_state
 
 
 def main():
@@ -292,10 +290,7 @@ def main():
                 module.fail_json(msg=missing_required_lib("docker", reason=DOCKER_HINT), exception=DOCKER_IMPORT_ERROR)
             client = docker_client(params["docker_host"], params["docker_timeout"])
         result, new_state = run_scan(params, client)
-        updated = False
-        if new_state is not None and not module.check_mode:
-            save_state(params["state_file"], new_state)
-            updated = True
+        updated = keep_state(params["state_file"], new_state, module.check_mode)
     except (ScanError, StateFileError) as exc:
         module.fail_json(msg="log_scan: %s. The state file was not changed." % exc)
     finally:

@@ -333,9 +333,15 @@ seq_scan_tables:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.webstack.ops.plugins.module_utils._alerts import worst_level
 from ansible_collections.webstack.ops.plugins.module_utils._pg_health import CHECKS, ConnectionLost, Health, Limits, bad_limits
-from ansible_collections.webstack.ops.plugins.module_utils._postgres import connect, describe_target, postgres_argument_spec, psycopg2, scrub
+from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
+    MAX_TIMEOUT,
+    connect,
+    describe_target,
+    postgres_argument_spec,
+    psycopg2,
+    scrub,
+)
 
-MAX_TIMEOUT = 2147483  # seconds: PostgreSQL's timeouts are milliseconds in an int
 LIMIT_OPTIONS = dict(
     connections_warn_percent="float", connections_crit_percent="float", long_query_seconds="float",
     long_transaction_seconds="float", idle_in_transaction_seconds="float", deadlocks_max="int", conflicts_max="int",

@@ -191,6 +191,7 @@ from ansible_collections.webstack.ops.plugins.module_utils._pg_maintenance impor
     Thresholds,
 )
 from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
+    bad_timeouts,
     connect,
     database_size,
     describe_target,
@@ -198,8 +199,6 @@ from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
     psycopg2,
     scrub,
 )
-
-MAX_TIMEOUT = 2147483  # seconds: PostgreSQL's timeouts are milliseconds in an int
 
 
 def bad_option(params):
@@ -210,9 +209,9 @@ def bad_option(params):
     for name in ("vacuum_scale_factor", "analyze_scale_factor"):
         if not 0 <= params[name] <= 100:
             return "%s must be between 0 and 100, got %s" % (name, params[name])
-    for name in ("lock_timeout", "statement_timeout"):
-        if params[name] != 0 and not 0.001 <= params[name] <= MAX_TIMEOUT:
-            return "%s must be 0 (no limit) or between 0.001 and %d seconds, got %s" % (name, MAX_TIMEOUT, params[name])
+    problem = bad_timeouts(params)
+    if problem:
+        return problem
     if params["tables"] == []:
         return "tables is an empty list: omit it to work on every user table"
     return None

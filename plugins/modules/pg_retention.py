@@ -251,14 +251,13 @@ from ansible_collections.webstack.ops.plugins.module_utils._pg_retention import 
     RetentionError,
 )
 from ansible_collections.webstack.ops.plugins.module_utils._postgres import (
+    bad_timeouts,
     connect,
     describe_target,
     postgres_argument_spec,
     psycopg2,
     scrub,
 )
-
-MAX_TIMEOUT = 2147483  # seconds: PostgreSQL's timeouts are milliseconds in an int
 
 
 def bad_option(params):
@@ -269,9 +268,9 @@ def bad_option(params):
         return "batch_seconds must be 0 (fixed batch size) or more, got %s" % params["batch_seconds"]
     if params["max_rows"] < 0:
         return "max_rows must be 0 (no cap) or more, got %s" % params["max_rows"]
-    for name in ("lock_timeout", "statement_timeout"):
-        if params[name] != 0 and not 0.001 <= params[name] <= MAX_TIMEOUT:
-            return "%s must be 0 (no limit) or between 0.001 and %d seconds, got %s" % (name, MAX_TIMEOUT, params[name])
+    problem = bad_timeouts(params)
+    if problem:
+        return problem
     if not params["tables"]:
         return "tables is empty: give at least one table with its days"
     return None

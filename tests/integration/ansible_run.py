@@ -114,3 +114,12 @@ def stackctl(*args: str, state_dir: str | Path) -> str:
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+def local_inventory(tmp_path: Path, group: str, host: str, **host_vars) -> str:
+    """A one-host inventory (this machine, the test's Python) in group; returns its path."""
+    values = dict(ansible_connection="local", ansible_python_interpreter=sys.executable, prerequisites_method="none")
+    values.update(host_vars)
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({group: {"hosts": {host: values}}}))
+    return str(path)

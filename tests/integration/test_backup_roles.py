@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import json
 import os
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ import boto3
 import psycopg2
 import pytest
 from ansible_collections.webstack.ops.plugins.module_utils import _backup_catalog as catalog
-from ansible_run import run_playbook, task_title
+from ansible_run import local_inventory, run_playbook, task_title
 from psycopg2 import sql
 
 HOST = "dbhost"
@@ -63,10 +62,7 @@ class Stack:
 
     def inventory(self, **host_vars):
         """A one-host inventory in group db that reaches the test servers the way production vars do."""
-        host = dict(
-            ansible_connection="local",
-            ansible_python_interpreter=sys.executable,
-            prerequisites_method="none",
+        values = dict(
             webstack_postgres_host=self.db.server.host,
             webstack_postgres_port=self.db.server.port,
             webstack_postgres_user=self.db.server.user,
@@ -79,10 +75,10 @@ class Stack:
             webstack_backup_prefix=self.prefix,
             restore_stop_containers=[],
         )
-        host.update(host_vars)
-        path = self.tmp_path / ("inventory-%s.json" % uuid.uuid4().hex[:6])
-        path.write_text(json.dumps({"db": {"hosts": {HOST: host}}}))
-        return str(path)
+        values.update(host_vars)
+        directory = self.tmp_path / ("inventory-%s" % uuid.uuid4().hex[:6])
+        directory.mkdir()
+        return local_inventory(directory, "db", HOST, **values)
 
     def run(self, playbook, *args, ok=True, **host_vars):
         run = run_playbook("playbooks/%s.yml" % playbook, "-i", self.inventory(**host_vars), *args)
@@ -274,6 +270,8 @@ def test_quarterly_audit_reports_and_retention_holds(stack):
     check = stack.run("quarterly", "--check")
     run = stack.run("quarterly")
     assert changed_tasks(run) == [] and changed_tasks(check) == []
+    listing = run.task_result("List the backups with their age, size and checksum", HOST)  # visible to the report
+    assert listing["count"] == 2 and listing["alerts"] == [] and "censored" not in listing
     audit = stats(run, "quarterly_audit_backups")
     assert audit["count"] == 2 and audit["alerts"] == [] and audit["retention"]["holds"] is True
     assert audit["newest"]["key"] == stack.backups()[-1] and audit["oldest"]["key"] == stack.backups()[0]

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
-from ansible_run import run_playbook, task_title
+from ansible_run import local_inventory, run_playbook, task_title
 from test_pg_maintenance import make_table, table_stats
 
 
 def inventory(tmp_path, db, **host_vars):
     """A one-host inventory in group db that reaches the test database the way production vars do."""
-    host = dict(
-        ansible_connection="local",
-        ansible_python_interpreter=sys.executable,
-        prerequisites_method="none",
-        webstack_postgres_host=db.server.host,
-        webstack_postgres_port=db.server.port,
-        webstack_postgres_user=db.server.user,
-        webstack_postgres_password=db.server.password,
-        webstack_postgres_db=db.name,
-    )
-    host.update(host_vars)
-    path = tmp_path / "inventory.json"
-    path.write_text(json.dumps({"db": {"hosts": {"dbhost": host}}}))
-    return str(path)
+    return local_inventory(tmp_path, "db", "dbhost", webstack_postgres_host=db.server.host, webstack_postgres_port=db.server.port,
+                           webstack_postgres_user=db.server.user, webstack_postgres_password=db.server.password,
+                           webstack_postgres_db=db.name, **host_vars)
 
 
 def changed_tasks(run):

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
-from ansible_run import run_playbook, task_title
+from ansible_run import local_inventory, run_playbook, task_title
 
 CLEAR_TASK = "Clear the cache keys under the Django prefix (SCAN + UNLINK)"
 
 
 def inventory(tmp_path, db, **host_vars):
     """A one-host inventory in group cache that reaches the test database the way production vars do."""
-    host = dict(
-        ansible_connection="local",
-        ansible_python_interpreter=sys.executable,
-        prerequisites_method="none",
-        webstack_redis_host=db.server.host,
-        webstack_redis_port=db.server.port,
-        webstack_redis_password=db.server.password,
-        webstack_redis_db=db.number,
-    )
-    host.update(host_vars)
-    path = tmp_path / "inventory.json"
-    path.write_text(json.dumps({"cache": {"hosts": {"cachehost": host}}}))
-    return str(path)
+    return local_inventory(tmp_path, "cache", "cachehost", webstack_redis_host=db.server.host,
+                           webstack_redis_port=db.server.port, webstack_redis_password=db.server.password,
+                           webstack_redis_db=db.number, **host_vars)
 
 
 def report(run):

@@ -169,3 +169,33 @@ def test_container_lines_are_split_across_chunks_and_cut_by_docker_timestamps():
     assert counters[0].groups and list(counters[0].groups.values())[0][1] == "ERROR new"
     assert (tally.lines_read, tally.lines_skipped) == (3, 1)
     assert last == "2026-11-29T12:00:01Z"
+
+
+def test_copytruncate_rotation_counts_each_line_once(tmp_path):
+    """logrotate's copytruncate: the log is copied to .1 and emptied in place (same inode). Lines written after the
+    last mark but before the copy are read from .1, the rest from the emptied file, none twice."""
+    from ansible_collections.webstack.ops.plugins.module_utils._log_scan import run_scan  # noqa: PLC0415
+    from ansible_collections.webstack.ops.plugins.module_utils._state_file import save_state  # noqa: PLC0415
+
+    log = tmp_path / "app.log"
+    options = {"paths": [str(log)], "state_file": str(tmp_path / "state.json"),
+               "patterns": [{"name": "error", "regex": r"\bERROR\b"}], "sample_size": 5, "example_chars": 300}
+
+    def scan_and_keep():
+        result, new_state = run_scan(options)
+        save_state(options["state_file"], new_state)
+        return result["patterns"]["error"]["count"]
+
+    log.write_text("ERROR one\nINFO fine\n")
+    assert scan_and_keep() == 1
+    with log.open("a") as out:
+        out.write("ERROR two, before the copy\n")
+    (tmp_path / "app.log.1").write_bytes(log.read_bytes())  # copy, then truncate in place: the inode stays
+    inode = log.stat().st_ino
+    with log.open("r+") as out:
+        out.truncate(0)
+    with log.open("a") as out:
+        out.write("ERROR three, after the truncate\n")
+    assert log.stat().st_ino == inode
+    assert scan_and_keep() == 2
+    assert scan_and_keep() == 0
