@@ -387,9 +387,10 @@ def ensure_images(client: docker.DockerClient, cache_dir: str | Path | None = No
 def default_settings(state_dir: str | Path, project: str = DEFAULT_PROJECT, ports: dict[str, int] | None = None) -> dict[str, Any]:
     """Settings for start_stack: free loopback ports, random passwords, data dirs under state_dir.
 
-    Keys: project; ports {postgres, redis, web, flower}; passwords {postgres, redis};
-    postgres_user, postgres_db; dirs {postgres_data, logs, static, faults}; secret_key; allowed_hosts;
-    redis_maxmemory; mem_limits {container: "256m" | None}; env (extra environment for the app containers).
+    Keys: project; ports {postgres, redis, web, flower}; passwords {postgres, redis, admin (the Django admin's, for
+    the runbooks)}; postgres_user, postgres_db; dirs {postgres_data, logs, static, faults}; secret_key; allowed_hosts;
+    redis_maxmemory; mem_limits {container: "256m" | None}; env (extra environment for the app containers);
+    env_file (the app's environment file, see ensure_env_file).
     """
     from harness.base import free_port  # noqa: PLC0415 - harness is a sibling package, found through sys.path
 
@@ -399,7 +400,7 @@ def default_settings(state_dir: str | Path, project: str = DEFAULT_PROJECT, port
     return {
         "project": project,
         "ports": chosen,
-        "passwords": {"postgres": secrets.token_urlsafe(18), "redis": secrets.token_urlsafe(18)},
+        "passwords": {"postgres": secrets.token_urlsafe(18), "redis": secrets.token_urlsafe(18), "admin": secrets.token_urlsafe(18)},
         "postgres_user": "postgres",
         "postgres_db": "webstack",
         "dirs": {"postgres_data": str(state_dir / "pgdata"), "logs": str(state_dir / "logs"), "static": str(state_dir / "static"),
@@ -409,7 +410,43 @@ def default_settings(state_dir: str | Path, project: str = DEFAULT_PROJECT, port
         "redis_maxmemory": "128mb",
         "mem_limits": dict(DEFAULT_MEM_LIMITS),
         "env": {},
+        "env_file": str(state_dir / "app.env"),
     }
+
+
+# The app's own secrets, kept in its environment file (like a compose project's .env) so the security-breach runbook
+# can rotate them there; the stack's wiring (ports, database and Redis passwords) stays in the settings.
+ENV_FILE_KEYS = ("DJANGO_SECRET_KEY",)
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (docker's --env-file format: no quotes, no expansion; # comments)."""
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        text = line.strip().removeprefix("export ").lstrip()
+        if text and not text.startswith("#") and "=" in text:
+            key, value = text.split("=", 1)
+            values[key] = value
+    return values
+
+
+def ensure_env_file(settings: dict[str, Any]) -> Path | None:
+    """Write settings["env_file"] (mode 0600) with the app's secrets from the settings, unless it exists.
+
+    An existing file is never rewritten: a key rotated in it (SECRET_KEY, AWS keys) survives `stackctl up`, and its
+    values win over the settings in the app containers (app_environment).
+    """
+    if not settings.get("env_file"):
+        return None
+    path = Path(settings["env_file"])
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        values = {key: value for key, value in app_environment(settings).items() if key in ENV_FILE_KEYS}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# The app's environment: read by the sandbox's web containers; its values win over settings.json.\n")
+            out.writelines(f"{key}={value}\n" for key, value in values.items())
+    return path
 
 
 def app_environment(settings: dict[str, Any]) -> dict[str, str]:
@@ -435,6 +472,8 @@ def app_environment(settings: dict[str, Any]) -> dict[str, str]:
     if settings["dirs"].get("faults"):  # `touch <faults>/health-fail` on the host: /health/ answers 503 until it is removed
         env["HEALTH_FORCE_FAIL_FILE"] = f"{FAULTS_MOUNT}/health-fail"
     env.update({key: str(value) for key, value in settings.get("env", {}).items()})
+    if settings.get("env_file") and Path(settings["env_file"]).exists():  # the app's env file wins (ensure_env_file)
+        env.update(read_env_file(settings["env_file"]))
     return env
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from typing import Any
 
@@ -19,6 +20,7 @@ from harness.base import free_port, port_free
 
 DOMAIN = "sandbox.webstack.test"
 BUCKET = "webstack-backups"
+ADMIN_USER = "admin"  # the Django admin user the security-breach runbook keeps (created by it on the sandbox)
 
 
 def docker_client(stack) -> docker.DockerClient:
@@ -35,6 +37,9 @@ def up(stack) -> dict[str, Any]:
         if "settings" not in entry:
             entry["settings"] = kept_settings(client, stack.dir / "stack")
         settings = entry["settings"]
+        if complete_settings(settings, stack.dir / "stack"):  # settings from before the app's env file
+            save_settings(stack.dir / "stack", settings)
+        containers.ensure_env_file(settings)
         settings["allowed_hosts"] = "127.0.0.1,localhost,%s" % entry["domain"]  # the app is reached through nginx by name
         stack.ensure("s3")
         stack.ensure("pebble", http_port=entry["ports"]["http"])
@@ -62,6 +67,9 @@ def up(stack) -> dict[str, Any]:
         redis={"host": "127.0.0.1", "port": settings["ports"]["redis"], "password": settings["passwords"]["redis"]},
         flower_url="http://127.0.0.1:%d/" % settings["ports"]["flower"],
         s3={"endpoint_url": s3.endpoint_url, "access_key": s3.access_key, "secret_key": s3.secret_key, "bucket": entry["bucket"]},
+        env_file=settings["env_file"],
+        admin={"user": ADMIN_USER, "password": settings["passwords"]["admin"],
+               "login_url": "http://127.0.0.1:%d/admin/login/" % settings["ports"]["web"]},
     )
     (stack.dir / "pebble-root.pem").write_text(edge.pebble_root(pebble))
     stack.state["sandbox"] = entry
@@ -89,11 +97,25 @@ def kept_settings(client: docker.DockerClient, data_dir, project: str = containe
             print(f"sandbox: {data_dir} has data but no settings.json (its passwords are unknown): removed, starting fresh")
             shutil.rmtree(data_dir)
         settings = containers.default_settings(data_dir, project=project)
+    complete_settings(settings, data_dir)
+    save_settings(data_dir, settings)
+    return settings
+
+
+def complete_settings(settings: dict[str, Any], data_dir) -> bool:
+    """Add what settings kept by an older version lack (the app's env file, the admin password); True if anything was."""
+    missing = "env_file" not in settings or "admin" not in settings["passwords"]
+    settings.setdefault("env_file", str(data_dir / "app.env"))
+    settings["passwords"].setdefault("admin", secrets.token_urlsafe(18))
+    return missing
+
+
+def save_settings(data_dir, settings: dict[str, Any]) -> None:
+    """data_dir/settings.json, mode 0600 (it holds the passwords)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(data_dir / "settings.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(settings, out, indent=2, sort_keys=True)
-    return settings
 
 
 def down(stack) -> None:

@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Servers the tests start themselves, the tools the modules wrap, and the browser that
+# Servers the tests start themselves, the tools the modules wrap (python3-apt: ansible.builtin.apt), and the browser that
 # screenshots the maintenance report.
 DEBIAN_PACKAGES=(
   postgresql postgresql-contrib redis-server nginx logrotate certbot pebble
   docker.io debootstrap zstd gzip openssl curl iproute2 openssh-server
-  python3-venv rsync git make
+  python3-venv python3-apt rsync git make
   chromium
 )
 

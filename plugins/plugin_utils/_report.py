@@ -201,6 +201,8 @@ def normal_alert(raw):
 
 
 ASYNC_STATUS = ("ansible.builtin.async_status", "ansible.legacy.async_status", "async_status")
+SET_FACT = ("ansible.builtin.set_fact", "ansible.legacy.set_fact", "set_fact")
+ROLE_ALERTS = "_alerts"  # a role's facts named <role>_alerts: the alerts its filters and tasks worked out
 
 
 class Run:
@@ -227,6 +229,19 @@ class Run:
         self._mark(host, column, alert["level"], task)["alerts"] += 1
         host["alerts"].append(dict(alert, group=column, task=task))
 
+    def _role_alerts(self, host, task, facts):
+        """Alerts a role keeps in a <role>_alerts fact (log sizes, vulnerable packages: no check module raised them),
+        each under its check's column; one already on the board (a module's, gathered again by its role) is not
+        counted twice."""
+        seen = {(a["check"], a["level"], a["message"]) for a in host["alerts"]}
+        for name, value in facts.items():
+            if not name.endswith(ROLE_ALERTS) or not isinstance(value, list):
+                continue
+            for found in filter(None, map(normal_alert, value)):
+                if (found["check"], found["level"], found["message"]) not in seen:
+                    seen.add((found["check"], found["level"], found["message"]))
+                    self._alert(host, found["check"], found, task)
+
     def add_result(self, host_name, task, action, result, *, failed=False, ignored=False):
         """One task result (the callback's dict); failed=True for a failed task, ignored when its errors are ignored."""
         if self._async(host_name, task, action, result):
@@ -236,6 +251,9 @@ class Run:
         column = short_name(action)
         known = action in (COLLECTION + name for name in CHECK_MODULES)
         hidden = is_hidden(result)
+        if action in SET_FACT and not hidden:
+            self._role_alerts(host, task, result.get("ansible_facts") or {})
+            return
         if hidden:
             if known:
                 self._mark(host, column, UNKNOWN, task)

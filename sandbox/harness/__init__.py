@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .base import Server, ServerError, free_port, port_free, proc_start_time
 from .dockerd import DockerEngine
+from .moto import MotoServer
 from .nginx import NginxServer
 from .pebble import ChallTestServer, PebbleServer
 from .postgres import PostgresServer
@@ -25,5 +26,5 @@ SERVICES: dict[str, type[Server]] = {
     "dockerd": DockerEngine,
 }
 
-__all__ = ["SERVICES", "ChallTestServer", "DockerEngine", "NginxServer", "PebbleServer", "PostgresServer", "RedisServer",
+__all__ = ["SERVICES", "ChallTestServer", "DockerEngine", "MotoServer", "NginxServer", "PebbleServer", "PostgresServer", "RedisServer",
            "S3Server", "Server", "ServerError", "free_port", "port_free", "proc_start_time"]

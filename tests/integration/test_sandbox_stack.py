@@ -23,8 +23,9 @@ import psycopg2
 import psycopg2.errors
 import redis
 import zstandard
-from ansible_run import ROOT, ansible_env, run_module, sandbox_playbook, stackctl
+from ansible_run import ROOT, run_module, runner_run, sandbox_playbook, stackctl
 from harness.base import proc_start_time, wait_until
+from test_monthly_security import vulnerability_service  # noqa: F401  # pylint: disable=unused-import  # a fixture, used by name
 
 GUIDE_CONTAINERS = ["celery_beat", "celery_worker", "flower", "postgres_db", "redis_cache", "website"]
 
@@ -175,7 +176,7 @@ def _has_marker(site):
     return True
 
 
-def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox):
+def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox, vulnerability_service, tmp_path):  # noqa: F811
     """The guide's backup and recovery on the whole stack, as ops run it: pg_dump and pg_restore in postgres_db,
     the app containers stopped for the restore and started again, the site healthy after."""
     state_dir, state = sandbox
@@ -204,7 +205,13 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
     assert _health(site) == "ok"
     engine.close()
 
-    outputs = [out, sandbox_playbook("monthly.yml", state_dir)]
+    # monthly.yml's pip-audit asks pypi.org: here it goes to the loopback stand-in of test_monthly_security.
+    proxy, ca_bundle, _service = vulnerability_service
+    audit = {"monthly_security_audit_cache_dir": str(tmp_path / "pip-audit-cache"),
+             "monthly_security_audit_environment": {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "",
+                                                    "no_proxy": "", "REQUESTS_CA_BUNDLE": ca_bundle}}
+    outputs = [out, sandbox_playbook("monthly.yml", state_dir, "-e", json.dumps(audit))]
+    assert "dependency_vulnerable" in outputs[-1] and "CVE-0000-0001" in outputs[-1]  # the website container's Django
     assert query("SELECT count(*) FROM pg_database WHERE datname = 'webstack_backup_verify'") == [(0,)]  # scratch dropped
     outputs.append(sandbox_playbook("quarterly.yml", state_dir))
     for secret in (pg["password"], s3["secret_key"]):
@@ -212,14 +219,13 @@ def test_backup_restore_and_audits_through_the_playbooks_on_the_sandbox(sandbox)
 
 
 def _daily(state_dir, *args, **env):
-    """daily.yml on the sandbox: (exit status, this host's summary from the run statistics, the output)."""
-    proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), str(ROOT / "playbooks/daily.yml"), *args], cwd=ROOT,
-                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", **env),
-                          capture_output=True, text=True, timeout=600, check=False)
-    report = json.loads(proc.stdout)
-    summary = report.get("global_custom_stats", {}).get("daily_checks", {}).get("sandbox")
-    assert summary is not None, proc.stdout[-6000:] + proc.stderr[-3000:]
-    return proc.returncode, summary, proc.stdout + proc.stderr
+    """daily.yml on the sandbox through ansible-runner, as AWX runs it: (exit status, this host's summary from the run
+    statistics, which AWX keeps as the job's artifacts, the output)."""
+    run = runner_run("playbooks/daily.yml", *args, inventory=ROOT / "inventories/sandbox", timeout=600,
+                     env=dict(env, WEBSTACK_SANDBOX_STATE=str(state_dir)))
+    summary = run.stats.get("artifact_data", {}).get("daily_checks", {}).get("sandbox")
+    assert summary is not None and run.status == ("successful" if run.rc == 0 else "failed"), run.stdout[-6000:]
+    return run.rc, summary, run.stdout
 
 
 def test_daily_checks_are_quiet_on_the_healthy_sandbox_and_critical_on_staged_faults(sandbox):

@@ -76,6 +76,22 @@ def test_board_columns_levels_and_failures():
     assert rows[1]["cells"][3]["detail"] == "the result is hidden by no_log (Hidden)" and rows[0]["cells"][1] is None
 
 
+def test_alerts_a_role_keeps_as_a_fact_reach_the_board_once():
+    """Roles whose alerts come from filters (weekly_logs' log sizes, monthly_security's packages) keep them in a
+    <role>_alerts fact; daily_checks gathers its modules' alerts the same way: those are not counted again."""
+    run = report.Run(started=START)
+    disk = alert("disk_space", "warn", "space on /srv")
+    run.add_result("web1", "Disk", "webstack.ops.disk_usage", {"level": "warn", "alerts": [disk]})
+    run.add_result("web1", "Keep the alerts", "ansible.builtin.set_fact", {"ansible_facts": {
+        "daily_checks_alerts": [dict(disk, source="disk")],
+        "weekly_logs_alerts": [alert("log_size", "warn", "access.log is 900 MB")],
+        "weekly_logs_summary": {"alerts": [alert("ignored", "crit")]}}})
+    run.add_result("web1", "Other facts", "ansible.builtin.set_fact", {"ansible_facts": {"x_alerts": "not a list"}})
+    host = run.report("Weekly", check_mode=False, finished=START)["hosts"]["web1"]
+    assert [(a["check"], a["group"]) for a in host["alerts"]] == [("disk_space", "disk_usage"), ("log_size", "log_size")]
+    assert host["checks"]["log_size"]["level"] == "warn" and host["level"] == "warn"
+
+
 def test_checks_run_in_the_background_count_as_their_modules():
     """daily_checks starts its checks with async/poll 0 and waits with async_status: the report follows each job."""
     run = report.Run(started=START)
