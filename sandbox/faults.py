@@ -8,6 +8,7 @@ the sandbox is touched.
     block_database / undo_block_database              a session holding ACCESS EXCLUSIVE on a table in pg_sleep
     near_expiry_certificate / undo_near_expiry_certificate   certbot lineage re-issued by a short-validity Pebble
     expired_certificate / undo_expired_certificate    nginx pointed at an expired self-signed pair
+    expired_lineage / undo_expired_lineage            certbot's own lineage at an expired version, served (a renewal that never ran)
     error_burst                                       GETs of the app's /error/, or ERROR records appended to a log
     health_fail / undo_health_fail                    the app's HEALTH_FORCE_FAIL_FILE switch
     stop_container / kill_container / start_container docker stop; SIGKILL (host: restarts; docker kill: manual stop)
@@ -259,6 +260,61 @@ def undo_expired_certificate(nginx: edge.ReloadableNginx, record: dict[str, Any]
     except Exception:
         nginx.extra_servers = current
         raise
+    return True
+
+
+LINEAGE_KINDS = ("cert", "chain", "fullchain", "privkey")
+
+
+def _lineage_version(link: Path) -> int:
+    return int(re.search(r"(\d+)\.pem$", os.readlink(link)).group(1))
+
+
+def _point_lineage_at(paths: dict[str, Path], archive: Path, version: int) -> None:
+    """live/DOMAIN/KIND.pem -> ../../archive/DOMAIN/KIND<version>.pem for every kind, relative as certbot links them."""
+    for kind in LINEAGE_KINDS:
+        link = paths["live_dir"] / f"{kind}.pem"
+        tmp = link.with_name(f".{kind}.pem.new")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.path.relpath(archive / f"{kind}{version}.pem", link.parent))
+        tmp.replace(link)
+
+
+def expired_lineage(nginx: edge.ReloadableNginx, domain: str, certbot_dir: str | Path, *, https_port: int | None = None,
+                    days_ago: int = 3) -> dict[str, Any]:
+    """certbot's lineage for domain holds an expired certificate, and nginx serves it: the renewal never ran.
+
+    An expired self-signed pair becomes the lineage's next version in archive/DOMAIN/ (cert, chain and fullchain the
+    certificate, privkey its key) and live/DOMAIN/ is linked to it as certbot does; nginx's configuration is not touched,
+    it reloads. `certbot renew` then finds the lineage expired and renews it.
+    """
+    paths = edge.certbot_paths(certbot_dir, domain)
+    archive = paths["cert"].resolve().parent
+    previous = _lineage_version(paths["cert"])
+    version = max(int(m.group(1)) for m in (re.match(r"cert(\d+)\.pem$", f.name) for f in archive.iterdir()) if m) + 1
+    made = make_expired_certificate(domain, archive / f"cert{version}.pem", archive / f"privkey{version}.pem", days_ago=days_ago)
+    for kind in ("chain", "fullchain"):
+        (archive / f"{kind}{version}.pem").write_bytes((archive / f"cert{version}.pem").read_bytes())
+    _point_lineage_at(paths, archive, version)
+    _reload_and_check(nginx, domain, https_port, made["serial"])
+    return {"fault": "certificate_lineage_expired", "domain": domain, "certbot_dir": str(Path(certbot_dir).resolve()),
+            "archive": str(archive), "version": version, "previous_version": previous, "serial": made["serial"],
+            "not_after": made["not_after"], "https_port": https_port}
+
+
+def undo_expired_lineage(nginx: edge.ReloadableNginx, record: dict[str, Any]) -> bool:
+    """The lineage back at the version before the fault, nginx reloaded: the later versions (the expired one, and what
+    a renewal made since) are removed, so the site serves the very certificate it served before. False if already so."""
+    paths = edge.certbot_paths(record["certbot_dir"], record["domain"])
+    archive = Path(record["archive"])
+    later = [f for f in archive.iterdir() if (m := re.match(r"(?:cert|chain|fullchain|privkey)(\d+)\.pem$", f.name))
+             and int(m.group(1)) > record["previous_version"]]
+    if _lineage_version(paths["cert"]) == record["previous_version"] and not later:
+        return False
+    _point_lineage_at(paths, archive, record["previous_version"])
+    for path in later:
+        path.unlink()
+    _reload_and_check(nginx, record["domain"], record.get("https_port"), edge.certificate_info(paths["cert"])["serial"])
     return True
 
 

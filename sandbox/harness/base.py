@@ -125,8 +125,9 @@ class Server:
     name = ""
     stop_grace = 10.0  # seconds between the stop request and SIGKILL
 
-    def __init__(self, state_dir: str | Path) -> None:
+    def __init__(self, state_dir: str | Path, *, netns: str | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
+        self.netns = netns  # network namespace to run in (another host, see netns.py); None: this machine's own
         self.log_path = self.state_dir / f"{self.name}.log"
         self.pid: int | None = None
         self.proc_start: int | None = None  # with pid, tells our process from a later one with the same PID
@@ -162,6 +163,10 @@ class Server:
     def prepare(self) -> None:
         """Write configuration and data directories before the first launch."""
 
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """argv run in the server's network namespace, if it has one (`ip netns exec` execs it: the PID stays)."""
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
     def cleanup(self) -> None:
         """Remove what the server leaves outside state_dir once it is stopped."""
 
@@ -170,7 +175,7 @@ class Server:
     def launch(self) -> None:
         """Start the process, set pid."""
         with open(self.log_path, "ab") as log:
-            self._popen = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            self._popen = subprocess.Popen(self.in_netns(self.command()), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                            cwd=self.state_dir, env=self.env(), start_new_session=True)
         self.pid = self._popen.pid
 

@@ -48,14 +48,15 @@ class NginxServer(Server):
     extra_servers is configuration text inserted in the http block (more `server` blocks:
     reverse proxy, TLS). To change it on a running server: set the attribute, then reload().
     Workers run as the user that starts nginx, so they read what that user can.
+    With netns (and host an address there) it runs in that network namespace: another host (netns.py).
     """
 
     name = "nginx"
 
     def __init__(self, state_dir: str | Path, *, port: int | None = None, index_html: str = "<h1>webstack sandbox</h1>\n",
-                 extra_servers: str = "") -> None:
-        super().__init__(state_dir)
-        self.host = HOST
+                 extra_servers: str = "", host: str = HOST, netns: str | None = None) -> None:
+        super().__init__(state_dir, netns=netns)
+        self.host = host
         self.port = port or free_port()
         self.index_html = index_html
         self.extra_servers = extra_servers
@@ -71,7 +72,8 @@ class NginxServer(Server):
         return f"http://{self.host}:{self.port}/"
 
     def settings(self) -> dict[str, Any]:
-        return {"port": self.port, "index_html": self.index_html, "extra_servers": self.extra_servers}
+        return {"port": self.port, "index_html": self.index_html, "extra_servers": self.extra_servers, "host": self.host,
+                "netns": self.netns}
 
     def details(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "url": self.url, "conf": str(self.conf_path), "html_dir": str(self.html_dir),

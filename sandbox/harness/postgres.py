@@ -31,20 +31,23 @@ def check_traversable(path: Path) -> None:
 
 
 class PostgresServer(Server):
-    """PostgreSQL 15 cluster in state_dir/data, superuser `postgres` with a password, TCP on 127.0.0.1.
+    """PostgreSQL 15 cluster in state_dir/data, superuser `postgres` with a password, TCP on host (127.0.0.1).
 
     The unix socket is in the data directory. initdb sets the password (default: generated) and
     keeps it in state_dir/password, where later starts of the same cluster read it back.
     fast=True turns off fsync, synchronous_commit and full_page_writes: for tests only, a crash
     loses data. Every state_dir parent must be enterable by the postgres OS user.
+    With netns (and host an address there) it runs in that network namespace: another host (netns.py);
+    clients on that host's network ("samenet") may then log in with the password.
     """
 
     name = "postgres"
     stop_grace = 30.0
 
-    def __init__(self, state_dir: str | Path, *, port: int | None = None, password: str | None = None, fast: bool = False) -> None:
-        super().__init__(state_dir)
-        self.host = HOST
+    def __init__(self, state_dir: str | Path, *, port: int | None = None, password: str | None = None, fast: bool = False,
+                 host: str = HOST, netns: str | None = None) -> None:
+        super().__init__(state_dir, netns=netns)
+        self.host = host
         self.port = port or free_port()
         self.user = "postgres"
         self.data_dir = self.state_dir / "data"
@@ -65,7 +68,7 @@ class PostgresServer(Server):
         return " ".join(f"{key}={value}" for key, value in self.conninfo().items())
 
     def settings(self) -> dict[str, Any]:
-        return {"port": self.port, "password": self.password, "fast": self.fast}
+        return {"port": self.port, "password": self.password, "fast": self.fast, "host": self.host, "netns": self.netns}
 
     def details(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "user": self.user, "password": self.password,
@@ -82,6 +85,8 @@ class PostgresServer(Server):
         os.chown(self.log_path, owner.pw_uid, owner.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(owner)
+        if self.host != HOST:
+            self._allow_samenet()
         lines = [f"listen_addresses = '{self.host}'", f"port = {self.port}", f"unix_socket_directories = '{self.socket_dir}'",
                  "shared_preload_libraries = 'pg_stat_statements'"]
         if self.fast:
@@ -101,9 +106,17 @@ class PostgresServer(Server):
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\ninclude = 'harness.conf'\n")
 
+    def _allow_samenet(self) -> None:
+        """Password logins from the subnets of the server's host (initdb allows only 127.0.0.1 and ::1)."""
+        hba = self.data_dir / "pg_hba.conf"
+        line = "host all all samenet scram-sha-256"
+        if line not in hba.read_text().splitlines():
+            with open(hba, "a") as conf:
+                conf.write("# Added by sandbox/harness: the server listens on a host address.\n" + line + "\n")
+
     def launch(self) -> None:
-        """pg_ctl start -w, then take the postmaster's PID from postmaster.pid."""
-        result = subprocess.run(as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "60", "start"),
+        """pg_ctl start -w (in the server's namespace), then take the postmaster's PID from postmaster.pid."""
+        result = subprocess.run(self.in_netns(as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "60", "start")),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         if result.returncode != 0:
             raise ServerError(f"pg_ctl start failed (exit {result.returncode}): {result.stdout}\n{self.log_tail()}")

@@ -11,13 +11,17 @@ from .base import HOST, Server, free_port
 
 
 class RedisServer(Server):
-    """redis-server on 127.0.0.1:port with requirepass; its working directory is state_dir/data."""
+    """redis-server on host:port (127.0.0.1) with requirepass; its working directory is state_dir/data.
+
+    With netns (and host an address there) it runs in that network namespace: another host (netns.py).
+    """
 
     name = "redis"
 
-    def __init__(self, state_dir: str | Path, *, port: int | None = None, password: str | None = None) -> None:
-        super().__init__(state_dir)
-        self.host = HOST
+    def __init__(self, state_dir: str | Path, *, port: int | None = None, password: str | None = None, host: str = HOST,
+                 netns: str | None = None) -> None:
+        super().__init__(state_dir, netns=netns)
+        self.host = host
         self.port = port or free_port()
         self.password = password or secrets.token_hex(16)
         self.data_dir = self.state_dir / "data"
@@ -28,7 +32,7 @@ class RedisServer(Server):
         return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     def settings(self) -> dict[str, Any]:
-        return {"port": self.port, "password": self.password}
+        return {"port": self.port, "password": self.password, "host": self.host, "netns": self.netns}
 
     def details(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "password": self.password, "url": self.url}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import ansible_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -100,12 +103,64 @@ def run_module_full(
 
 
 def sandbox_playbook(name: str, state_dir: str | Path, *args: str, **env: str) -> str:
-    """playbooks/<name> on the sandbox inventory of the stack in state_dir; asserts success, returns the output."""
-    proc = subprocess.run([str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / name), *args], cwd=ROOT,
-                          env=ansible_env(WEBSTACK_SANDBOX_STATE=str(state_dir), **env), capture_output=True, text=True,
-                          timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    return proc.stdout
+    """playbooks/<name> on the sandbox inventory of the stack in state_dir, through ansible-runner as AWX runs it;
+    asserts success, returns the output (stdout and stderr, task results as JSON as AWX shows them: runner's
+    callback ignores result_format)."""
+    return runner_playbook(name, state_dir, *args, **env)
+
+
+@dataclass
+class RunnerRun:
+    status: str
+    rc: int
+    stdout: str
+    events: list[dict]
+
+    def failed_tasks(self) -> list[dict]:
+        """The runner_on_failed events of tasks that did not ignore their errors."""
+        return [e for e in self.events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
+
+    @property
+    def stats(self) -> dict:
+        """The playbook_on_stats event's data: counts per host, and the run statistics (set_stats) as artifact_data,
+        which AWX keeps as the job's artifacts."""
+        [stats] = [e["event_data"] for e in self.events if e["event"] == "playbook_on_stats"]
+        return stats
+
+
+def runner_run(playbook: str, *args: str, inventory: str | Path, extravars: dict | None = None, env: dict | None = None,
+               timeout: int = 900) -> RunnerRun:
+    """playbook (a path from the checkout's root, as AWX names a project's playbook) through ansible_runner.run, as
+    AWX runs a job: extra vars from env/extravars, this checkout as the project, the settings of ansible_env().
+    Checks what every run leaves in its artifacts: status and rc as reported, stdout, one JSON file per event, one
+    playbook_on_stats event."""
+    with tempfile.TemporaryDirectory(prefix="webstack-runner-") as tmp:
+        if extravars:
+            (Path(tmp) / "env").mkdir()
+            (Path(tmp) / "env" / "extravars").write_text(json.dumps(extravars))
+        wanted = ansible_env(**(env or {}))
+        run = ansible_runner.run(
+            private_data_dir=tmp, project_dir=str(ROOT), playbook=str(playbook), inventory=str(inventory),
+            envvars={k: v for k, v in wanted.items() if os.environ.get(k) != v}, cmdline=shlex.join(args) or None,
+            quiet=True, suppress_env_files=True, timeout=timeout)
+        artifacts = Path(run.config.artifact_dir)
+        stdout = (artifacts / "stdout").read_text()
+        events = list(run.events)
+        where = "%s (%s, rc %s):\n%s" % (playbook, run.status, run.rc, stdout[-6000:])
+        assert (artifacts / "status").read_text() == run.status and (artifacts / "rc").read_text() == str(run.rc), where
+        assert len(list((artifacts / "job_events").glob("*.json"))) == len(events), where
+        assert [e["event"] for e in events].count("playbook_on_stats") == 1, where
+    return RunnerRun(run.status, run.rc, stdout, events)
+
+
+def runner_playbook(name: str, state_dir: str | Path, *args: str, extravars: dict | None = None, **env: str) -> str:
+    """playbooks/<name> on the sandbox inventory of the stack in state_dir through ansible-runner (runner_run); asserts
+    that the job succeeded (status, rc, no failed task but ignored ones), returns its output."""
+    run = runner_run("playbooks/" + name, *args, inventory=ROOT / "inventories/sandbox", extravars=extravars,
+                     env=dict(env, WEBSTACK_SANDBOX_STATE=str(state_dir)))
+    assert run.status == "successful" and run.rc == 0, "%s: %s, rc %s\n%s" % (name, run.status, run.rc, run.stdout[-6000:])
+    assert not run.failed_tasks(), run.stdout[-6000:]
+    return run.stdout
 
 
 def stackctl(*args: str, state_dir: str | Path) -> str:
