@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, or one stage of it: lint | sanity | unit | integration | molecule.
-# Lint and sanity run first (fast failures); the last step is one pytest run
-# over unit, integration and Molecule tests, so its summary line counts them all.
+# Lint and sanity run beside one pytest run over unit, integration and Molecule tests, so pytest's summary
+# line counts them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
@@ -41,9 +41,19 @@ case "$stage" in
   integration) run_pytest tests/integration -m "not molecule" ;;
   molecule) run_pytest tests/integration -m molecule ;;
   all)
-    lint
-    sanity
-    run_pytest tests/unit tests/integration
+    # ruff, ansible-lint and ansible-test sanity (about two minutes, mostly one core) run beside pytest, whose
+    # servers leave a core idle much of the time; their output follows pytest's, and any failure fails the run.
+    checks_log=$(mktemp)
+    (lint && sanity) > "$checks_log" 2>&1 &
+    checks=$!
+    pytest_status=0
+    run_pytest tests/unit tests/integration || pytest_status=$?
+    checks_status=0
+    wait "$checks" || checks_status=$?
+    cat "$checks_log" && rm -f "$checks_log"
+    if ((checks_status)); then echo "lint or sanity failed (exit $checks_status)" >&2; fi
+    if ((pytest_status)); then echo "pytest failed (exit $pytest_status)" >&2; fi
+    ((checks_status == 0 && pytest_status == 0))
     ;;
   *) echo "usage: $0 [lint|sanity|unit|integration|molecule]" >&2; exit 2 ;;
 esac
